@@ -1,0 +1,8 @@
+export * from "./clock.js";
+export * from "./errors.js";
+export * from "./events.js";
+export * from "./ids.js";
+export { assertInteger, parseOptions } from "./options.js";
+export * from "./random.js";
+export { monotonicNow, systemClock, systemIds, systemRandom } from "./system.js";
+export type * from "./types.js";

@@ -1,0 +1,3 @@
+export * from "./parse.js";
+export * from "./schemas.js";
+export { protocolJsonSchema } from "./json-schema.js";

@@ -1,0 +1,98 @@
+import type { NodeId, SessionId, UserId } from "../core/ids.js";
+import type { Session } from "../core/types.js";
+
+/**
+ * Where a user's devices are connected: user -> live sessions, many devices per user.
+ * @remarks It does not decide liveness: a node's sessions go when that node unregisters
+ * them or when discovery calls {@link SessionDirectory.dropNode}.
+ */
+export interface SessionDirectory {
+  /** Records a live session (replacing one with the same `sessionId`). */
+  register(session: Session): Promise<void>;
+  /** Forgets one session; unknown ids are ignored. Returns the session if it was there. */
+  unregister(sessionId: SessionId): Promise<Session | undefined>;
+  /** Every live session of a user, oldest first. */
+  lookup(userId: UserId): Promise<readonly Session[]>;
+  /** Sessions of many users at once (group fan-out), keyed by user. */
+  lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>>;
+  /** Every session owned by a node. */
+  sessionsOf(nodeId: NodeId): Promise<readonly Session[]>;
+  /** Drops every session owned by a node that stopped heartbeating; returns what it dropped. */
+  dropNode(nodeId: NodeId): Promise<readonly Session[]>;
+}
+
+/** The in-memory {@link SessionDirectory}: one process, no services. */
+export class MemorySessionDirectory implements SessionDirectory {
+  readonly #byUser = new Map<UserId, Session[]>();
+  readonly #byId = new Map<SessionId, Session>();
+  readonly #byNode = new Map<NodeId, Set<SessionId>>();
+
+  async register(session: Session): Promise<void> {
+    this.registerSync(session);
+  }
+
+  /** Synchronous {@link register}, for hot paths inside one process. */
+  registerSync(session: Session): void {
+    this.unregisterSync(session.sessionId);
+    this.#byId.set(session.sessionId, session);
+    let list = this.#byUser.get(session.userId);
+    if (!list) this.#byUser.set(session.userId, (list = []));
+    list.push(session);
+    let node = this.#byNode.get(session.nodeId);
+    if (!node) this.#byNode.set(session.nodeId, (node = new Set()));
+    node.add(session.sessionId);
+  }
+
+  async unregister(sessionId: SessionId): Promise<Session | undefined> {
+    return this.unregisterSync(sessionId);
+  }
+
+  /** Synchronous {@link unregister}. */
+  unregisterSync(sessionId: SessionId): Session | undefined {
+    const s = this.#byId.get(sessionId);
+    if (!s) return undefined;
+    this.#byId.delete(sessionId);
+    const list = this.#byUser.get(s.userId);
+    if (list) {
+      const i = list.indexOf(s);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.#byUser.delete(s.userId);
+    }
+    const node = this.#byNode.get(s.nodeId);
+    node?.delete(sessionId);
+    if (node?.size === 0) this.#byNode.delete(s.nodeId);
+    return s;
+  }
+
+  async lookup(userId: UserId): Promise<readonly Session[]> {
+    return this.lookupSync(userId);
+  }
+
+  /** Synchronous {@link lookup}. The array is a live view: copy it before keeping it. */
+  lookupSync(userId: UserId): readonly Session[] {
+    return this.#byUser.get(userId) ?? EMPTY;
+  }
+
+  async lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>> {
+    const out = new Map<UserId, readonly Session[]>();
+    for (const u of userIds) out.set(u, [...(this.#byUser.get(u) ?? EMPTY)]);
+    return out;
+  }
+
+  async sessionsOf(nodeId: NodeId): Promise<readonly Session[]> {
+    return [...(this.#byNode.get(nodeId) ?? [])].map((id) => this.#byId.get(id)!);
+  }
+
+  async dropNode(nodeId: NodeId): Promise<readonly Session[]> {
+    const dropped = await this.sessionsOf(nodeId);
+    for (const s of dropped) this.unregisterSync(s.sessionId);
+    return dropped;
+  }
+
+  /** How many sessions are live. */
+  get size(): number {
+    return this.#byId.size;
+  }
+}
+
+const EMPTY: readonly Session[] = Object.freeze([]);
