@@ -1,0 +1,305 @@
+import type { Clock } from "../core/clock.js";
+import { isRelayError, RelayError } from "../core/errors.js";
+import { TypedEmitter } from "../core/events.js";
+import type { DeviceId, SessionId, UserId } from "../core/ids.js";
+import type { IdSource } from "../core/random.js";
+import { systemClock, systemIds } from "../core/system.js";
+import type { Session } from "../core/types.js";
+import { FrameParser, type RawFrame } from "../protocol/parse.js";
+import type { ClientFrame, ErrorFrame, ProtocolLimits, ServerFrame } from "../protocol/schemas.js";
+import { errorFrame, type Router, type Sender } from "../router/router.js";
+
+/** WebSocket close codes the gateway uses. 4xxx are application codes; stable. */
+export const CLOSE_CODES = Object.freeze({
+  /** The server is shutting down. */
+  goingAway: 1001,
+  /** The `authenticate` hook refused the connection. */
+  unauthorized: 4401,
+  /** The client did not read fast enough; its messages stay queued for its next connection. */
+  slowConsumer: 4408,
+  /** Something went wrong inside the server. */
+  internal: 1011,
+});
+
+/** Who a connection is, as decided by the `authenticate` hook. */
+export interface Identity {
+  readonly userId: string;
+  readonly deviceId: string;
+}
+
+/**
+ * Decides who a new connection is, from whatever the transport offers (a token from a
+ * header or subprotocol, a cookie, a URL). Return (or resolve) `undefined` or throw to refuse.
+ */
+export type Authenticate<C = unknown> = (
+  credentials: C,
+) => Identity | undefined | Promise<Identity | undefined>;
+
+/**
+ * The socket side of one connection, implemented by a transport adapter (`relaykit/ws`,
+ * or a test). The gateway never touches a socket itself.
+ */
+export interface Transport {
+  /** Writes one encoded frame. */
+  send(data: string): void;
+  /** Closes the connection with a code and a short reason. */
+  close(code: number, reason: string): void;
+  /** Bytes accepted by `send` but not yet written to the network. */
+  readonly bufferedAmount: number;
+}
+
+/** One authenticated connection held by a {@link Gateway}. */
+export interface Connection {
+  readonly session: Session;
+  readonly transport: Transport;
+}
+
+/** Hooks a gateway calls for activity and presence frames (the presence tracker plugs in here). */
+export interface GatewayPresence {
+  /** A device connected or disconnected (`clean` false when the socket died). */
+  connected(session: Session): void | Promise<void>;
+  disconnected(session: Session, clean: boolean): void | Promise<void>;
+  /** Any frame from a device counts as activity. */
+  touch(userId: UserId, deviceId: DeviceId): void;
+  subscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
+  unsubscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
+}
+
+/** Options of {@link Gateway}. */
+export interface GatewayOptions<C = unknown> {
+  readonly router: Router;
+  readonly authenticate: Authenticate<C>;
+  /** Parser limits for incoming frames. */
+  readonly limits?: Partial<ProtocolLimits>;
+  /**
+   * Most bytes that may wait unwritten on one connection before it counts as a slow
+   * consumer and is closed with {@link CLOSE_CODES.slowConsumer}. @default 1048576
+   */
+  readonly maxBufferedBytes?: number;
+  readonly presence?: GatewayPresence;
+  readonly clock?: Clock;
+  readonly ids?: IdSource;
+}
+
+/** Events of a {@link Gateway}. */
+export interface GatewayEvents {
+  /** A connection was authenticated and registered. */
+  open: (connection: Connection) => void;
+  /** A connection went away. */
+  close: (connection: Connection, code: number, reason: string) => void;
+  /** A frame was refused; the client got the error frame. */
+  rejected: (connection: Connection, error: ErrorFrame) => void;
+  /** An unexpected failure while handling a frame (reported, never thrown at the socket). */
+  error: (error: RelayError) => void;
+}
+
+interface ConnState extends Connection {
+  chain: Promise<void>;
+  closed: boolean;
+  sender: Sender;
+}
+
+/**
+ * The edge of the system: holds connections and nothing else of value. It authenticates a
+ * connection, parses every frame through the protocol parser, hands frames to the router as
+ * the authenticated identity, and writes frames for its sessions back out. It can die and
+ * lose nothing: every accepted message is in the outbox until a device acks it.
+ */
+export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
+  /** The router frames go to. */
+  readonly router: Router;
+  /** The parser in use. */
+  readonly parser: FrameParser;
+  readonly #authenticate: Authenticate<C>;
+  readonly #maxBuffered: number;
+  readonly #presence: GatewayPresence | undefined;
+  readonly #clock: Clock;
+  readonly #ids: IdSource;
+  readonly #conns = new Map<SessionId, ConnState>();
+  readonly #detach: () => void;
+
+  constructor(options: GatewayOptions<C>) {
+    super();
+    if (typeof options?.authenticate !== "function") {
+      throw new RelayError("invalid_option", "Gateway: Expected `authenticate` to be a function");
+    }
+    this.router = options.router;
+    this.parser = new FrameParser(options.limits);
+    this.#authenticate = options.authenticate;
+    this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+    this.#presence = options.presence;
+    this.#clock = options.clock ?? systemClock;
+    this.#ids = options.ids ?? systemIds();
+    this.#detach = this.router.attach((sessions, frame) => this.#deliver(sessions, frame));
+  }
+
+  /** How many connections are open. */
+  get size(): number {
+    return this.#conns.size;
+  }
+
+  /** The open connection of a session, if it is here. */
+  connection(sessionId: SessionId): Connection | undefined {
+    return this.#conns.get(sessionId);
+  }
+
+  /**
+   * Authenticates a new connection and registers its session. Resolves to the connection,
+   * or to `undefined` after closing the transport with {@link CLOSE_CODES.unauthorized}.
+   */
+  async open(transport: Transport, credentials: C): Promise<Connection | undefined> {
+    let identity: Identity | undefined;
+    try {
+      identity = await this.#authenticate(credentials);
+    } catch {
+      identity = undefined;
+    }
+    const id = this.parser.limits.idPattern;
+    if (!identity || !id.test(identity.userId) || !id.test(identity.deviceId)) {
+      transport.close(CLOSE_CODES.unauthorized, "unauthorized");
+      return undefined;
+    }
+    const session: Session = {
+      sessionId: this.#ids.next("s") as SessionId,
+      userId: identity.userId as UserId,
+      deviceId: identity.deviceId as DeviceId,
+      nodeId: this.router.nodeId,
+      connectedAt: this.#clock.now(),
+    };
+    const conn: ConnState = {
+      session,
+      transport,
+      chain: Promise.resolve(),
+      closed: false,
+      sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
+    };
+    this.#conns.set(session.sessionId, conn);
+    conn.chain = conn.chain.then(async () => {
+      await this.router.connect(session);
+      await this.#presence?.connected(session);
+    });
+    await conn.chain.catch((cause: unknown) => this.#fail(conn, cause));
+    if (conn.closed) return undefined;
+    this.emit("open", conn);
+    return conn;
+  }
+
+  /**
+   * Handles one raw frame from a connection. Frames of one connection are handled in the
+   * order they arrived. Never rejects: bad input becomes an `error` frame.
+   */
+  receive(connection: Connection, raw: RawFrame): Promise<void> {
+    const conn = this.#conns.get(connection.session.sessionId);
+    if (!conn || conn.closed) return Promise.resolve();
+    const parsed = this.parser.parseClient(raw);
+    if (!parsed.ok) {
+      const frame = parsed.error.toFrame();
+      this.#write(conn, frame);
+      this.emit("rejected", conn, frame);
+      return Promise.resolve();
+    }
+    this.#presence?.touch(conn.session.userId, conn.session.deviceId);
+    const frame = parsed.frame;
+    const run = conn.chain.then(() => this.#dispatch(conn, frame));
+    conn.chain = run.catch((cause: unknown) => this.#fail(conn, cause, frame));
+    return conn.chain;
+  }
+
+  async #dispatch(conn: ConnState, frame: ClientFrame): Promise<void> {
+    let reply: ServerFrame | undefined;
+    switch (frame.type) {
+      case "send":
+        reply = await this.router.send(conn.sender, frame);
+        break;
+      case "receipt":
+        reply = await this.router.receipt(conn.sender, frame);
+        break;
+      case "typing":
+        reply = await this.router.typing(conn.sender, frame);
+        break;
+      case "presence.subscribe":
+        await this.#presence?.subscribe(conn, frame.users as UserId[]);
+        break;
+      case "presence.unsubscribe":
+        await this.#presence?.unsubscribe(conn, frame.users as UserId[]);
+        break;
+      case "ping":
+        reply =
+          frame.id === undefined
+            ? { type: "pong", ts: this.#clock.now() }
+            : { type: "pong", id: frame.id, ts: this.#clock.now() };
+        break;
+    }
+    if (reply) {
+      this.#write(conn, reply);
+      if (reply.type === "error") this.emit("rejected", conn, reply);
+    }
+  }
+
+  #fail(conn: ConnState, cause: unknown, frame?: ClientFrame): void {
+    const err = isRelayError(cause)
+      ? cause
+      : new RelayError("internal", "unexpected failure while handling a frame", { cause });
+    this.emit("error", err);
+    const ref = frame && "id" in frame && typeof frame.id === "string" ? frame.id : undefined;
+    this.#write(conn, errorFrame(err.code, err.message, ref));
+  }
+
+  /** The transport closed (cleanly or not): forget the session; its messages stay queued. */
+  async closed(connection: Connection, opts: { clean?: boolean; code?: number; reason?: string } = {}): Promise<void> {
+    const conn = this.#conns.get(connection.session.sessionId);
+    if (!conn) return;
+    this.#conns.delete(conn.session.sessionId);
+    conn.closed = true;
+    try {
+      await this.router.disconnect(conn.session.sessionId);
+      await this.#presence?.disconnected(conn.session, opts.clean ?? true);
+    } catch (cause) {
+      this.emit("error", new RelayError("store_unavailable", "failed to unregister a session", { cause }));
+    }
+    this.emit("close", conn, opts.code ?? 1000, opts.reason ?? "");
+  }
+
+  /** Sends a frame to one connection of this gateway (used by presence and extensions). */
+  sendTo(connection: Connection, frame: ServerFrame): void {
+    const conn = this.#conns.get(connection.session.sessionId);
+    if (conn) this.#write(conn, frame);
+  }
+
+  #deliver(sessions: readonly SessionId[], frame: ServerFrame): void {
+    let data: string | undefined;
+    for (const id of sessions) {
+      const conn = this.#conns.get(id);
+      if (!conn || conn.closed) continue;
+      data ??= JSON.stringify(frame);
+      this.#writeRaw(conn, data);
+    }
+  }
+
+  #write(conn: ConnState, frame: ServerFrame): void {
+    if (!conn.closed) this.#writeRaw(conn, JSON.stringify(frame));
+  }
+
+  #writeRaw(conn: ConnState, data: string): void {
+    if (conn.transport.bufferedAmount + data.length > this.#maxBuffered) {
+      this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
+      return;
+    }
+    conn.transport.send(data);
+  }
+
+  #kick(conn: ConnState, code: number, reason: string): void {
+    if (conn.closed) return;
+    conn.transport.close(code, reason);
+    void this.closed(conn, { clean: false, code, reason });
+  }
+
+  /** Closes every connection (going away) and detaches from the router. */
+  async close(): Promise<void> {
+    for (const conn of [...this.#conns.values()]) {
+      conn.transport.close(CLOSE_CODES.goingAway, "server shutting down");
+      await this.closed(conn, { clean: true, code: CLOSE_CODES.goingAway, reason: "server shutting down" });
+    }
+    this.#detach();
+  }
+}

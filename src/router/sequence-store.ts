@@ -1,0 +1,32 @@
+import type { ConversationId } from "../core/ids.js";
+
+/**
+ * Hands out each conversation's sequence numbers: a total order per conversation, from 1.
+ * @remarks It orders messages only within a conversation; there is no global order.
+ */
+export interface SequenceStore {
+  /** The next sequence number of a conversation (1 for its first message). */
+  next(conversation: ConversationId): Promise<number>;
+  /** The last number handed out (0 when none). */
+  current(conversation: ConversationId): Promise<number>;
+}
+
+/** The in-memory {@link SequenceStore}. */
+export class MemorySequenceStore implements SequenceStore {
+  readonly #seq = new Map<ConversationId, number>();
+
+  async next(conversation: ConversationId): Promise<number> {
+    return this.nextSync(conversation);
+  }
+
+  /** Synchronous {@link next}. */
+  nextSync(conversation: ConversationId): number {
+    const n = (this.#seq.get(conversation) ?? 0) + 1;
+    this.#seq.set(conversation, n);
+    return n;
+  }
+
+  async current(conversation: ConversationId): Promise<number> {
+    return this.#seq.get(conversation) ?? 0;
+  }
+}
