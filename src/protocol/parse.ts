@@ -96,7 +96,7 @@ export class FrameParser {
         return fail("frame_too_large", `frame exceeds ${max} bytes`);
       }
       value = parseJson(raw);
-    } else if (raw instanceof Uint8Array || raw instanceof ArrayBuffer || Array.isArray(raw)) {
+    } else if (raw instanceof Uint8Array || raw instanceof ArrayBuffer || isChunkList(raw)) {
       const bytes = toBytes(raw as Uint8Array | ArrayBuffer | readonly Uint8Array[]);
       if (bytes.byteLength > this.limits.maxFrameBytes) {
         return fail("frame_too_large", `frame exceeds ${this.limits.maxFrameBytes} bytes`);
@@ -158,6 +158,11 @@ function parseJson(text: string): unknown {
   } catch {
     return BAD_JSON;
   }
+}
+
+/** ws hands fragmented messages over as a list of buffers; a decoded JSON array is not one. */
+function isChunkList(raw: unknown): raw is readonly Uint8Array[] {
+  return Array.isArray(raw) && raw.length > 0 && raw.every((p) => p instanceof Uint8Array);
 }
 
 function toBytes(raw: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array {

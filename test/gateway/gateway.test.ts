@@ -1,0 +1,80 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { CLOSE_CODES, Gateway, Router } from "../../src/index.js";
+import { FakeTransport } from "../support/fake-transport.js";
+import { oneNode } from "../support/world.js";
+
+describe("Gateway", () => {
+  it("refuses a connection the authenticate hook rejects, with 4401", async () => {
+    const router = new Router();
+    for (const authenticate of [() => undefined, () => Promise.reject(new Error("no")), () => ({ userId: "bad id", deviceId: "d" })]) {
+      const gw = new Gateway({ router, authenticate });
+      const t = new FakeTransport();
+      expect(await gw.open(t, {})).toBeUndefined();
+      expect(t.closedWith).toEqual({ code: CLOSE_CODES.unauthorized, reason: "unauthorized" });
+      expect(gw.size).toBe(0);
+    }
+  });
+
+  it("throws invalid_option without an authenticate hook", () => {
+    expect(() => new Gateway({ router: new Router() } as never)).toThrow(/authenticate/);
+  });
+
+  it("answers a bad frame with an error frame and keeps the connection working", async () => {
+    const w = oneNode();
+    const a = await w.connect("alice");
+    const b = await w.connect("bob");
+    await a.send("a JSON string, not an object");
+    await w.gateway.receive(a.conn, "{not json");
+    await a.send({ type: "send", id: "c1", to: { user: "bob" }, text: 42 });
+    await a.send({ type: "warp" });
+    expect(a.transport.ofType("error").map((e) => e.code)).toEqual([
+      "invalid_field",
+      "bad_json",
+      "invalid_field",
+      "unknown_type",
+    ]);
+    expect(a.transport.closedWith).toBeUndefined();
+    await a.send({ type: "send", id: "c2", to: { user: "bob" }, text: "still here" });
+    expect(b.transport.ofType("message").map((m) => m.text)).toEqual(["still here"]);
+    expect(b.transport.ofType("message")[0]!.seq).toBe(1);
+  });
+
+  it("answers ping with pong", async () => {
+    const w = oneNode();
+    const a = await w.connect("alice");
+    await a.send({ type: "ping", id: "p1" });
+    expect(a.transport.ofType("pong")).toEqual([{ type: "pong", id: "p1", ts: w.clock.now() }]);
+  });
+
+  it("disconnects a slow consumer with 4408 and keeps its messages for the next connection", async () => {
+    const w = oneNode();
+    const a = await w.connect("alice");
+    const b = await w.connect("bob");
+    b.transport.bufferedAmount = 2 * 1024 * 1024;
+    await a.send({ type: "send", id: "c1", to: { user: "bob" }, text: "queued" });
+    expect(b.transport.closedWith).toEqual({ code: CLOSE_CODES.slowConsumer, reason: "slow_consumer" });
+    await w.flush();
+    expect(w.gateway.size).toBe(1);
+    const again = await w.connect("bob");
+    await w.flush();
+    expect(again.transport.ofType("message").map((m) => m.text)).toEqual(["queued"]);
+  });
+
+  it("garbage frames never change state or close the connection (fast-check)", async () => {
+    const w = oneNode();
+    const a = await w.connect("alice");
+    const b = await w.connect("bob");
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v) ?? "")), async (raw) => {
+        await w.gateway.receive(a.conn, raw);
+      }),
+      { numRuns: 300 },
+    );
+    await w.flush();
+    expect(a.transport.closedWith).toBeUndefined();
+    expect(b.transport.ofType("message")).toEqual([]);
+    await a.send({ type: "send", id: "after", to: { user: "bob" }, text: "ok" });
+    expect(b.transport.ofType("message")).toMatchObject([{ text: "ok", seq: 1 }]);
+  });
+});
