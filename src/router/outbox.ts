@@ -61,11 +61,13 @@ export class MemoryOutbox implements Outbox {
   readonly #hooks: OutboxHooks;
   readonly #pending = new Map<DeviceKey, Map<MessageId, Envelope>>();
   readonly #sent = new Map<string, SentInfo>();
-  readonly #dedupeSize: number;
+  /** Eviction order as a ring: deleting a Map's first key over and over is O(n) in V8. */
+  readonly #ring: (string | undefined)[];
+  #ringAt = 0;
 
   constructor(hooks: OutboxHooks, opts: { dedupeSize?: number } = {}) {
     this.#hooks = hooks;
-    this.#dedupeSize = opts.dedupeSize ?? 100_000;
+    this.#ring = new Array<string | undefined>(opts.dedupeSize ?? 100_000);
   }
 
   async enqueue(
@@ -102,10 +104,13 @@ export class MemoryOutbox implements Outbox {
   }
 
   async remember(sender: UserId, clientId: ClientMessageId, info: SentInfo): Promise<void> {
-    this.#sent.set(`${sender}\u0000${clientId}`, info);
-    if (this.#sent.size > this.#dedupeSize) {
-      this.#sent.delete(this.#sent.keys().next().value!);
-    }
+    const key = `${sender}\u0000${clientId}`;
+    if (this.#sent.has(key)) return;
+    const evict = this.#ring[this.#ringAt];
+    if (evict !== undefined) this.#sent.delete(evict);
+    this.#ring[this.#ringAt] = key;
+    this.#ringAt = (this.#ringAt + 1) % this.#ring.length;
+    this.#sent.set(key, info);
   }
 
   /** Entries waiting for a device, oldest first. */
