@@ -33,6 +33,8 @@ export const ERROR_CODES = [
   "timeout",
   "closed",
   "internal",
+  "method_not_allowed",
+  "unsupported_media_type",
 ] as const;
 
 /** A stable string error code; see {@link ERROR_CODES}. */

@@ -1,0 +1,3 @@
+export * from "./credentials.js";
+export * from "./http-handler.js";
+export * from "./status.js";

@@ -1,0 +1,17 @@
+/**
+ * relaykit on Redis (`relaykit/redis`): adapters for the ports, for running many nodes on
+ * one Redis. Needs the optional peer dependency `ioredis`; the core never imports it.
+ * Tip: give the ioredis client a `commandTimeout` so a hung server turns into a clear
+ * `store_unavailable` error (after retries) instead of a call that never settles.
+ */
+export type { RedisClient } from "./lua-script.js";
+export {
+  BUS_FORMAT_JSON,
+  decodeBusPacket,
+  encodeBusPacket,
+  RedisNodeBus,
+  type RedisNodeBusOptions,
+} from "./node-bus.js";
+export { RedisNodeRegistry, type RedisNodeRegistryOptions } from "./node-registry.js";
+export { DEFAULT_REDIS_RETRY, isTransientRedisError, type RedisRetryPolicy } from "./redis-call.js";
+export { RedisSessionDirectory, type RedisSessionDirectoryOptions } from "./session-directory.js";

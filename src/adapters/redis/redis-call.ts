@@ -1,0 +1,113 @@
+import { z } from "zod";
+import { type Clock, RelayError } from "../../core/index.js";
+
+/** How a Redis adapter retries a failed command. */
+export interface RedisRetryPolicy {
+  /** Total tries, the first included. @default 3 */
+  readonly attempts: number;
+  /** Delay before the second try; doubles each time. @default 50 */
+  readonly minDelayMs: number;
+  /** Cap on one delay. @default 1000 */
+  readonly maxDelayMs: number;
+}
+
+/** The default {@link RedisRetryPolicy}: 3 tries, 50 ms then 100 ms apart. */
+export const DEFAULT_REDIS_RETRY: RedisRetryPolicy = Object.freeze({
+  attempts: 3,
+  minDelayMs: 50,
+  maxDelayMs: 1000,
+});
+
+/** Redis replies that mean "try again later", not "your command is wrong". */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY)\b/;
+
+/**
+ * True for failures worth retrying: a lost connection, a timeout, a server that is loading
+ * or failing over. A `ReplyError` for a bad command or script is not.
+ */
+export function isTransientRedisError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (e.name === "ReplyError") return TRANSIENT_REPLY.test(e.message);
+  return true;
+}
+
+/**
+ * Runs one idempotent Redis operation: retries transient failures with exponential backoff
+ * through `clock`, then turns any failure into `RelayError("store_unavailable")` whose
+ * `cause` is the ioredis error.
+ * @throws RelayError `store_unavailable`
+ */
+export async function callRedis<T>(
+  what: string,
+  fn: () => Promise<T>,
+  clock: Clock,
+  retry: RedisRetryPolicy = DEFAULT_REDIS_RETRY,
+): Promise<T> {
+  let delay = retry.minDelayMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof RelayError) throw e;
+      if (attempt >= retry.attempts || !isTransientRedisError(e)) {
+        const msg = e instanceof Error ? e.message : String(e);
+        throw new RelayError(
+          "store_unavailable",
+          `${what} failed after ${attempt} attempt(s): ${msg}`,
+          { cause: e },
+        );
+      }
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, retry.maxDelayMs);
+    }
+  }
+}
+
+/** The key prefix rule: no `{` or `}`, since the prefix goes inside our hash tags. */
+export const PREFIX_PATTERN = /^[^{}\s]+$/;
+
+/** Zod pieces shared by every Redis adapter's options. */
+export const redisCommonShape = {
+  prefix: z
+    .string()
+    .regex(PREFIX_PATTERN, "a non-empty string without braces or spaces")
+    .default("rk"),
+  clock: z.custom<Clock>(isClock, "a Clock").optional(),
+  retry: z
+    .object({
+      attempts: z.int().min(1).optional(),
+      minDelayMs: z.number().min(0).optional(),
+      maxDelayMs: z.number().min(0).optional(),
+    })
+    .optional(),
+};
+
+/** Fills a partial retry option with {@link DEFAULT_REDIS_RETRY}. */
+export function retryPolicy(
+  partial: { [K in keyof RedisRetryPolicy]?: number | undefined } | undefined,
+): RedisRetryPolicy {
+  return {
+    attempts: partial?.attempts ?? DEFAULT_REDIS_RETRY.attempts,
+    minDelayMs: partial?.minDelayMs ?? DEFAULT_REDIS_RETRY.minDelayMs,
+    maxDelayMs: partial?.maxDelayMs ?? DEFAULT_REDIS_RETRY.maxDelayMs,
+  };
+}
+
+/** True for an object that looks like an ioredis client (has `evalsha` and `publish`). */
+export function isRedisClient(v: unknown): boolean {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as { evalsha?: unknown }).evalsha === "function" &&
+    typeof (v as { publish?: unknown }).publish === "function"
+  );
+}
+
+function isClock(v: unknown): boolean {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as { now?: unknown }).now === "function" &&
+    typeof (v as { setTimeout?: unknown }).setTimeout === "function"
+  );
+}

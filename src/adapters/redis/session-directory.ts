@@ -1,0 +1,294 @@
+import { z } from "zod";
+import {
+  type Clock,
+  type NodeId,
+  parseOptions,
+  RelayError,
+  type Session,
+  type SessionId,
+  systemClock,
+  type UserId,
+} from "../../core/index.js";
+import type { SessionDirectory } from "../../router/index.js";
+import { LuaScript, type RedisClient } from "./lua-script.js";
+import {
+  callRedis,
+  isRedisClient,
+  type RedisRetryPolicy,
+  redisCommonShape,
+  retryPolicy,
+} from "./redis-call.js";
+
+/** Options for {@link RedisSessionDirectory}. */
+export interface RedisSessionDirectoryOptions {
+  /** A connected ioredis client (single server or Cluster). Not closed by the directory. */
+  redis: RedisClient;
+  /** Namespace of every key, inside the hash tag: `{<prefix>:sess}:...`. @default "rk" */
+  prefix?: string;
+  /** Paces retries. @default systemClock */
+  clock?: Clock;
+  /** Retries of transient failures (lost connection, timeout). @default 3 tries, 50 ms backoff */
+  retry?: Partial<RedisRetryPolicy>;
+}
+
+const schema = z.object({
+  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
+  ...redisCommonShape,
+});
+
+// KEYS: all, seq, newUser, newNode, [oldUser, oldNode]; ARGV: sid, json, expectedOld ("" = none)
+// Compare-and-set on the stored JSON, so the old user/node keys we were told are the right ones.
+const REGISTER = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then cur = '' end
+if cur ~= ARGV[3] then return {0, cur} end
+if cur ~= '' then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('SREM', KEYS[6], ARGV[1])
+end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return {1, ''}
+`);
+
+// KEYS: all, user, node; ARGV: sid, expected
+const UNREGISTER = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return {0, ''} end
+if cur ~= ARGV[2] then return {0, cur} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return {1, cur}
+`);
+
+// KEYS: all, user1..userN; returns one array of session JSON per user, oldest first
+const LOOKUP = new LuaScript(`
+local out = {}
+for i = 2, #KEYS do
+  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
+  local found = {}
+  -- HMGET in slices: unpack() has a stack limit of a few thousand values
+  for j = 1, #ids, 1000 do
+    local vals = redis.call('HMGET', KEYS[1], unpack(ids, j, math.min(j + 999, #ids)))
+    for _, v in ipairs(vals) do found[#found + 1] = v end
+  end
+  out[i - 1] = found
+end
+return out
+`);
+
+// KEYS: all, node, user1..userN; ARGV: sid1, json1, ... (user i belongs to sid i)
+// Drops each session only if it is still exactly what the caller read.
+const DROP = new LuaScript(`
+local dropped = {}
+for i = 1, #ARGV, 2 do
+  local sid = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], sid)
+  if not cur then
+    redis.call('SREM', KEYS[2], sid)
+  elseif cur == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], sid)
+    redis.call('SREM', KEYS[2], sid)
+    redis.call('ZREM', KEYS[2 + (i + 1) / 2], sid)
+    dropped[#dropped + 1] = cur
+  end
+end
+return dropped
+`);
+
+const MAX_CAS_ROUNDS = 16;
+const CHUNK = 500;
+
+/**
+ * The {@link SessionDirectory} on Redis, shared by every node.
+ *
+ * Keys (all under the hash tag `{<prefix>:sess}`, so one Cluster slot holds them and every
+ * update is one atomic Lua script):
+ * - `{p:sess}:all` hash: sessionId → session JSON
+ * - `{p:sess}:user:<userId>` sorted set: sessionIds scored by registration order
+ * - `{p:sess}:node:<nodeId>` set: sessionIds owned by the node (for `dropNode`)
+ * - `{p:sess}:seq` counter giving the registration order
+ *
+ * @remarks One tag means one slot: atomic multi-key updates on Cluster, at the price of
+ * the directory living on one shard (fine up to millions of sessions; shard by prefix to go
+ * further). Every operation is idempotent, so transient failures are retried; when Redis
+ * stays unreachable the call rejects with `RelayError("store_unavailable")`.
+ */
+export class RedisSessionDirectory implements SessionDirectory {
+  readonly #redis: RedisClient;
+  readonly #clock: Clock;
+  readonly #retry: RedisRetryPolicy;
+  readonly #tag: string;
+
+  /** @throws RelayError `invalid_option` */
+  constructor(options: RedisSessionDirectoryOptions) {
+    const o = parseOptions(schema, options, "RedisSessionDirectory");
+    this.#redis = o.redis;
+    this.#clock = o.clock ?? systemClock;
+    this.#retry = retryPolicy(o.retry);
+    this.#tag = `{${o.prefix}:sess}`;
+  }
+
+  async register(session: Session): Promise<void> {
+    const json = encodeSession(session);
+    const keys = [
+      this.#all,
+      `${this.#tag}:seq`,
+      this.#user(session.userId),
+      this.#node(session.nodeId),
+    ];
+    await this.#call("register", async () => {
+      let expected = "";
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const old = expected ? decodeSession(expected) : undefined;
+        const k = old ? [...keys, this.#user(old.userId), this.#node(old.nodeId)] : keys;
+        const [ok, cur] = (await REGISTER.run(this.#redis, k, [
+          session.sessionId,
+          json,
+          expected,
+        ])) as [number, string];
+        if (ok === 1) return;
+        expected = cur;
+      }
+      throw contention("register");
+    });
+  }
+
+  async unregister(sessionId: SessionId): Promise<Session | undefined> {
+    return this.#call("unregister", async () => {
+      let cur = await this.#redis.hget(this.#all, sessionId);
+      for (let round = 0; round < MAX_CAS_ROUNDS && cur; round++) {
+        const s = decodeSession(cur);
+        const [ok, now] = (await UNREGISTER.run(
+          this.#redis,
+          [this.#all, this.#user(s.userId), this.#node(s.nodeId)],
+          [sessionId, cur],
+        )) as [number, string];
+        if (ok === 1) return s;
+        cur = now;
+      }
+      if (cur) throw contention("unregister");
+      return undefined;
+    });
+  }
+
+  async lookup(userId: UserId): Promise<readonly Session[]> {
+    return (await this.lookupMany([userId])).get(userId) ?? [];
+  }
+
+  async lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>> {
+    const out = new Map<UserId, readonly Session[]>();
+    const unique = [...new Set(userIds)];
+    for (let i = 0; i < unique.length; i += CHUNK) {
+      const chunk = unique.slice(i, i + CHUNK);
+      const reply = (await this.#call("lookup", () =>
+        LOOKUP.run(this.#redis, [this.#all, ...chunk.map((u) => this.#user(u))], []),
+      )) as (string | null)[][];
+      chunk.forEach((u, j) => {
+        out.set(u, decodeAll(reply[j] ?? []));
+      });
+    }
+    return out;
+  }
+
+  async sessionsOf(nodeId: NodeId): Promise<readonly Session[]> {
+    return this.#call("sessionsOf", async () => {
+      const ids = await this.#redis.smembers(this.#node(nodeId));
+      const out: Session[] = [];
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        const jsons = await this.#redis.hmget(this.#all, ...ids.slice(i, i + CHUNK));
+        for (const s of decodeAll(jsons)) if (s.nodeId === nodeId) out.push(s);
+      }
+      return out.sort(byAge);
+    });
+  }
+
+  async dropNode(nodeId: NodeId): Promise<readonly Session[]> {
+    return this.#call("dropNode", async () => {
+      const dropped: Session[] = [];
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const ids = await this.#redis.smembers(this.#node(nodeId));
+        if (ids.length === 0) return dropped.sort(byAge);
+        for (let i = 0; i < ids.length; i += CHUNK) {
+          const chunk = ids.slice(i, i + CHUNK);
+          const jsons = await this.#redis.hmget(this.#all, ...chunk);
+          const keys = [this.#all, this.#node(nodeId)];
+          const args: string[] = [];
+          chunk.forEach((sid, j) => {
+            const json = jsons[j];
+            const s = json ? decodeSession(json) : undefined;
+            // A vanished session still goes through the script, which cleans the node set.
+            keys.push(s ? this.#user(s.userId) : this.#user("" as UserId));
+            args.push(sid, json ?? "");
+          });
+          const reply = (await DROP.run(this.#redis, keys, args)) as string[];
+          for (const j of reply) dropped.push(decodeSession(j));
+        }
+      }
+      throw contention("dropNode");
+    });
+  }
+
+  get #all(): string {
+    return `${this.#tag}:all`;
+  }
+
+  #user(u: UserId): string {
+    return `${this.#tag}:user:${u}`;
+  }
+
+  #node(n: NodeId): string {
+    return `${this.#tag}:node:${n}`;
+  }
+
+  #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis(`RedisSessionDirectory.${op}`, fn, this.#clock, this.#retry);
+  }
+}
+
+function byAge(a: Session, b: Session): number {
+  return (
+    a.connectedAt - b.connectedAt ||
+    (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0)
+  );
+}
+
+function contention(op: string): RelayError {
+  return new RelayError(
+    "store_unavailable",
+    `RedisSessionDirectory.${op}: too much contention on one session`,
+  );
+}
+
+/** Stable field order, so stored JSON compares equal byte for byte (the CAS relies on it). */
+function encodeSession(s: Session): string {
+  return JSON.stringify({
+    sessionId: s.sessionId,
+    userId: s.userId,
+    deviceId: s.deviceId,
+    nodeId: s.nodeId,
+    connectedAt: s.connectedAt,
+  });
+}
+
+function decodeSession(json: string): Session {
+  try {
+    const v = JSON.parse(json) as Session;
+    if (typeof v.sessionId === "string" && typeof v.userId === "string") return v;
+  } catch {
+    // fall through
+  }
+  throw new RelayError(
+    "internal",
+    `RedisSessionDirectory: corrupt session record ${json.slice(0, 80)}`,
+  );
+}
+
+function decodeAll(jsons: readonly (string | null)[]): Session[] {
+  const out: Session[] = [];
+  for (const j of jsons) if (j) out.push(decodeSession(j));
+  return out;
+}

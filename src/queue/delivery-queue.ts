@@ -1,0 +1,933 @@
+import pRetry from "p-retry";
+import { z } from "zod";
+import {
+  type ClientMessageId,
+  type Clock,
+  type DeviceKey,
+  type Envelope,
+  type MessageId,
+  type Priority,
+  parseOptions,
+  type RandomSource,
+  RelayError,
+  systemClock,
+  systemRandom,
+  type Timer,
+  TypedEmitter,
+  type UserId,
+} from "../core/index.js";
+import { LoadSignal } from "./load-signal.js";
+import {
+  type AppendResult,
+  MemoryQueueStore,
+  type QueuedMessage,
+  type QueueStore,
+  type SentRecord,
+} from "./queue-store.js";
+import {
+  P_RETRY_DEFAULTS,
+  type RetryPolicy,
+  resolveRetryPolicy,
+  retryDelay,
+  retryPolicySchema,
+} from "./retry-policy.js";
+
+/** Why an entry failed: its time-to-live ran out, or every attempt went unacked while connected. */
+export type FailReason = "ttl_expired" | "attempts_exhausted";
+
+/** Pushes one message towards a device's current session. It may be lost; only an ack clears the entry. */
+export type TransmitFn = (device: DeviceKey, envelope: Envelope, attempt: number) => void;
+
+/** Told once per (message, device) that failed, so the router can send a `failed` receipt to the sender. */
+export type FailedFn = (envelope: Envelope, device: DeviceKey, reason: FailReason) => void;
+
+/** The answer to {@link DeliveryQueue.enqueue}. */
+export type EnqueueResult =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly code: "recipient_queue_full";
+      readonly full: readonly DeviceKey[];
+    };
+
+/** Per-call options of {@link DeliveryQueue.enqueue}. */
+export interface EnqueueOptions {
+  /** Whether a recipient device is connected now; unset keeps what the queue was told. */
+  readonly online?: (device: DeviceKey) => boolean;
+  /** Records the sent receipt for dedupe (sender, client id). @default true */
+  readonly remember?: boolean;
+}
+
+/** Redelivery and time-to-live of one priority lane. */
+export interface LaneOptions {
+  /** Redelivery policy (p-retry names); merged over the queue-wide `retry`. */
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+/** Options of {@link DeliveryQueue}. */
+export interface DeliveryQueueOptions {
+  /** Pushes a message towards a device's session (the router's callback). */
+  readonly transmit: TransmitFn;
+  /** Told when an entry fails; the router sends `failed` receipts from here. */
+  readonly onFailed?: FailedFn;
+  /** Where entries and dedupe records live. @default new MemoryQueueStore() */
+  readonly store?: QueueStore;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Jitter for `randomize`. @default systemRandom */
+  readonly random?: RandomSource;
+  /** Redelivery policy for every lane. @default { retries: 10, factor: 2, minTimeout: 1000, maxTimeout: 60_000, randomize: false } */
+  readonly retry?: Partial<RetryPolicy>;
+  /** Per-lane overrides. */
+  readonly lanes?: Partial<Record<Priority, LaneOptions>>;
+  /** How long an entry may wait unacked before `ttl_expired`. @default 30 days */
+  readonly ttlMs?: number;
+  /** Most entries one device may have queued; more is refused with `recipient_queue_full`. @default 10_000 */
+  readonly maxPerDevice?: number;
+  /**
+   * Most unacked transmissions in flight per connected device. `1` gives strict FIFO at the
+   * device even over a lossy link; a reconnect flush sends everything regardless. @default 16
+   */
+  readonly window?: number;
+  /** How long (sender, client message id) is remembered for dedupe. @default 24 hours */
+  readonly dedupeWindowMs?: number;
+  /** The load signal (degraded mode). @default a LoadSignal on event-loop delay and this queue's depth */
+  readonly load?: LoadSignal;
+  /**
+   * Real-time retries (p-retry) of a store call that threw a transient error, or `false`.
+   * @default { retries: 3, factor: 2, minTimeout: 20, maxTimeout: 500 }
+   */
+  readonly storeRetry?: Partial<RetryPolicy> | false;
+}
+
+/** Counters for metrics; monotonic except `depth` and `devices`. */
+export interface QueueStats {
+  enqueued: number;
+  transmitted: number;
+  retried: number;
+  deferred: number;
+  delivered: number;
+  expired: number;
+  exhausted: number;
+  failed: number;
+  refused: number;
+  /** Entries held now. */
+  depth: number;
+  /** Devices with state held now. */
+  devices: number;
+  /** Entries of connected devices in flight or ready (see {@link DeliveryQueue.backlog}). */
+  backlog: number;
+}
+
+/** Events of {@link DeliveryQueue}, for observability. */
+export interface DeliveryQueueEvents {
+  enqueued: (device: DeviceKey, envelope: Envelope) => void;
+  /** Every transmission, first or retry. */
+  transmitted: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
+  retried: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
+  /** A low-lane entry of a connected device held back by degraded mode. */
+  deferred: (device: DeviceKey, envelope: Envelope) => void;
+  /** Acked by the device: the entry is gone. */
+  delivered: (device: DeviceKey, id: MessageId) => void;
+  expired: (device: DeviceKey, envelope: Envelope) => void;
+  failed: (device: DeviceKey, envelope: Envelope, reason: FailReason) => void;
+  refused: (envelope: Envelope, full: readonly DeviceKey[]) => void;
+  /** A store call failed after its retries (the queue carries on in memory). */
+  storeError: (error: unknown, op: string) => void;
+  /** The transmit callback threw (counted as a lost transmission). */
+  transmitError: (error: unknown, device: DeviceKey) => void;
+}
+
+const DAY = 86_400_000;
+const LANE_INDEX: Record<Priority, 0 | 1 | 2> = { high: 0, normal: 1, low: 2 };
+const LOW = 2;
+const NO_OPTIONS: EnqueueOptions = Object.freeze({});
+
+const QUEUE_RETRY_DEFAULTS: RetryPolicy = resolveRetryPolicy(
+  { maxTimeout: 60_000 },
+  P_RETRY_DEFAULTS,
+);
+const STORE_RETRY_DEFAULTS: RetryPolicy = resolveRetryPolicy(
+  { retries: 3, factor: 2, minTimeout: 20, maxTimeout: 500 },
+  P_RETRY_DEFAULTS,
+);
+
+const fn = <T>() => z.custom<T>((v) => typeof v === "function");
+const optionsSchema = z.object({
+  transmit: fn<TransmitFn>(),
+  onFailed: fn<FailedFn>().optional(),
+  store: z.custom<QueueStore>((v) => typeof v === "object" && v !== null).optional(),
+  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
+  random: z.custom<RandomSource>((v) => typeof v === "object" && v !== null).optional(),
+  retry: retryPolicySchema.optional(),
+  lanes: z
+    .strictObject({
+      high: z.strictObject({ retry: retryPolicySchema.optional() }).optional(),
+      normal: z.strictObject({ retry: retryPolicySchema.optional() }).optional(),
+      low: z.strictObject({ retry: retryPolicySchema.optional() }).optional(),
+    })
+    .optional(),
+  ttlMs: z
+    .number()
+    .positive()
+    .default(30 * DAY),
+  maxPerDevice: z.int().min(1).default(10_000),
+  window: z.int().min(1).default(16),
+  dedupeWindowMs: z.number().min(0).default(DAY),
+  load: z.custom<LoadSignal>((v) => v instanceof LoadSignal).optional(),
+  storeRetry: z.union([retryPolicySchema, z.literal(false)]).optional(),
+});
+
+interface Entry {
+  readonly device: DeviceState;
+  readonly envelope: Envelope;
+  readonly lane: 0 | 1 | 2;
+  /** Per-device arrival order: FIFO is by this. */
+  readonly ord: number;
+  readonly expiresAt: number;
+  attempts: number;
+  dueAt: number;
+  /** Transmitted on the current connection and not yet acked. */
+  sent: boolean;
+  /** Counted as deferred (low lane, degraded, connected) and still waiting. */
+  deferred: boolean;
+  /** Still in the expiry list. */
+  inExpiry: boolean;
+  done: boolean;
+}
+
+interface DeviceState {
+  readonly key: DeviceKey;
+  online: boolean;
+  /** Entries per lane in arrival order; the first `sent[l]` of each are in flight. */
+  readonly lanes: [Entry[], Entry[], Entry[]];
+  readonly sent: [number, number, number];
+  inflight: number;
+  readonly byId: Map<MessageId, Entry>;
+  nextOrd: number;
+  timer: Timer | undefined;
+  timerAt: number;
+  pumping: boolean;
+}
+
+/**
+ * The outbox: one entry per (message, recipient device) until that device acks it.
+ * Transmits to connected devices in FIFO order within a bounded in-flight window, redelivers
+ * unacked transmissions on a p-retry-style backoff under the injected Clock, fails entries
+ * whose TTL or attempts run out (exactly one `onFailed` each), defers the low lane under
+ * load, refuses sends over a per-device cap, and remembers (sender, client id) for dedupe.
+ * @remarks The schedule lives in memory; the {@link QueueStore} holds what must survive a
+ * restart, and {@link DeliveryQueue.recover} rebuilds the schedule from it.
+ * @example
+ * const q = new DeliveryQueue({ transmit: (dev, env) => bus.send(dev, env), onFailed });
+ * await q.enqueue(envelope, [bobPhone, bobLaptop], { online: (d) => directory.has(d) });
+ * await q.ack(bobPhone, [envelope.id]);
+ */
+export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
+  /** The load signal deciding degraded mode (`queue.load.setDegraded(true)` in tests). */
+  readonly load: LoadSignal;
+  readonly #store: QueueStore;
+  readonly #clock: Clock;
+  readonly #random: RandomSource;
+  readonly #transmit: TransmitFn;
+  readonly #onFailed: FailedFn | undefined;
+  readonly #policies: readonly [RetryPolicy, RetryPolicy, RetryPolicy];
+  readonly #ttlMs: number;
+  readonly #maxPerDevice: number;
+  readonly #window: number;
+  readonly #dedupeWindowMs: number;
+  readonly #storeRetry: RetryPolicy | false;
+  readonly #ownsLoad: boolean;
+  readonly #devices = new Map<DeviceKey, DeviceState>();
+  readonly #stats: Omit<QueueStats, "depth" | "devices" | "backlog"> = {
+    enqueued: 0,
+    transmitted: 0,
+    retried: 0,
+    deferred: 0,
+    delivered: 0,
+    expired: 0,
+    exhausted: 0,
+    failed: 0,
+    refused: 0,
+  };
+  #depth = 0;
+  /** Entries of connected devices (in flight or ready), deferred ones included. */
+  #onlineEntries = 0;
+  #deferredWaiting = 0;
+  #recheck: Timer | undefined;
+  /** Entries ordered by `expiresAt` (arrival order when the TTL is constant); dead ones skipped lazily. */
+  #expiry: Entry[] = [];
+  #expHead = 0;
+  #expDead = 0;
+  #expTimer: Timer | undefined;
+  #expTimerAt = Number.POSITIVE_INFINITY;
+  #closed = false;
+  /** Set while expired entries are being failed, so the list is not compacted underneath. */
+  #expiring = false;
+  readonly #onLoadChange = (degraded: boolean): void => {
+    if (!degraded) this.#pumpAll();
+  };
+
+  constructor(options: DeliveryQueueOptions) {
+    super();
+    const o = parseOptions(optionsSchema, options, "DeliveryQueue");
+    this.#store = options.store ?? new MemoryQueueStore();
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    this.#transmit = options.transmit;
+    this.#onFailed = options.onFailed;
+    const base = resolveRetryPolicy(options.retry, QUEUE_RETRY_DEFAULTS);
+    this.#policies = [
+      resolveRetryPolicy(options.lanes?.high?.retry, base),
+      resolveRetryPolicy(options.lanes?.normal?.retry, base),
+      resolveRetryPolicy(options.lanes?.low?.retry, base),
+    ];
+    this.#ttlMs = o.ttlMs;
+    this.#maxPerDevice = o.maxPerDevice;
+    this.#window = o.window;
+    this.#dedupeWindowMs = o.dedupeWindowMs;
+    this.#storeRetry =
+      options.storeRetry === false
+        ? false
+        : resolveRetryPolicy(options.storeRetry, STORE_RETRY_DEFAULTS);
+    this.#ownsLoad = options.load === undefined;
+    this.load = options.load ?? new LoadSignal({ clock: this.#clock, depth: () => this.backlog });
+    this.load.on("change", this.#onLoadChange);
+  }
+
+  /** The redelivery policy of a lane, after defaults and overrides. */
+  policy(lane: Priority): RetryPolicy {
+    return this.#policies[LANE_INDEX[lane]];
+  }
+
+  /**
+   * Queues `envelope` for each recipient device, all or nothing: if any device would exceed
+   * `maxPerDevice`, nothing is stored and the answer is `recipient_queue_full` (so the router
+   * refuses before the `sent` tick). Connected devices get it transmitted at once, in FIFO
+   * order behind what they already have.
+   * @throws RelayError `store_unavailable` (or the store's own error) when the store fails after its retries
+   */
+  async enqueue(
+    envelope: Envelope,
+    recipients: readonly DeviceKey[],
+    options: EnqueueOptions = NO_OPTIONS,
+  ): Promise<EnqueueResult> {
+    if (this.#closed) throw new RelayError("closed", "DeliveryQueue: closed");
+    this.load.poll();
+    const devices = recipients.length > 1 ? [...new Set(recipients)] : recipients;
+    const now = this.#clock.now();
+    const message: QueuedMessage = { envelope, enqueuedAt: now, expiresAt: now + this.#ttlMs };
+    const dedupeUntil = options.remember === false ? undefined : now + this.#dedupeWindowMs;
+    const store = this.#store;
+    const max = this.#maxPerDevice;
+    let result: AppendResult;
+    try {
+      // Awaited directly (not through #io) so the common path costs one await.
+      result = await store.append(message, devices, max, dedupeUntil);
+    } catch (err) {
+      result = await this.#retryIo(
+        "append",
+        () => store.append(message, devices, max, dedupeUntil),
+        err,
+      );
+    }
+    if (!result.ok) {
+      this.#stats.refused++;
+      this.emit("refused", envelope, result.full);
+      return { ok: false, code: "recipient_queue_full", full: result.full };
+    }
+    const online = options.online;
+    for (const key of devices) {
+      const state = this.#state(key);
+      const wasOnline = state.online;
+      const isOnline = online ? online(key) : wasOnline;
+      this.#insert(state, message);
+      if (isOnline && !wasOnline) this.#connect(state);
+      else if (!isOnline && wasOnline) this.#disconnect(state);
+      else this.#pump(state, this.#window);
+    }
+    return { ok: true };
+  }
+
+  /**
+   * Removes entries the device acked (`delivered` or `read`); their retries stop. Unknown ids
+   * are ignored. Returns how many entries this queue held and removed.
+   */
+  ack(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {
+    const state = this.#devices.get(device);
+    let removed = 0;
+    if (state) {
+      for (const id of ids) {
+        const e = state.byId.get(id);
+        if (!e) continue;
+        this.#remove(e);
+        removed++;
+        this.#stats.delivered++;
+        this.emit("delivered", device, id);
+      }
+      if (removed > 0) this.#afterRemoval(state);
+    }
+    if (ids.length === 0) return Promise.resolve(removed);
+    // A plain promise chain rather than an async function: this is the hot path.
+    const call = () => this.#store.remove(device, ids);
+    let p: Promise<number>;
+    try {
+      p = call();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    return p.then(
+      () => removed,
+      (err: unknown) => this.#retryIo("remove", call, err).then(() => removed),
+    );
+  }
+
+  /**
+   * A device (re)connected: everything unacked for it is transmitted at once, in FIFO order
+   * (low lane held back while degraded), then backoff resumes from each entry's attempt count.
+   */
+  deviceConnected(device: DeviceKey): void {
+    this.#connect(this.#state(device));
+  }
+
+  /** A device went away: its retries pause (its TTLs keep running). */
+  deviceDisconnected(device: DeviceKey): void {
+    const state = this.#devices.get(device);
+    if (state) this.#disconnect(state);
+  }
+
+  /** Whether the queue believes a device is connected. */
+  isOnline(device: DeviceKey): boolean {
+    return this.#devices.get(device)?.online ?? false;
+  }
+
+  /**
+   * The sent receipt of an earlier send with this (sender, client message id) inside the dedupe
+   * window, or `undefined`. The router calls it before assigning a sequence number.
+   */
+  async checkDuplicate(sender: UserId, clientId: ClientMessageId): Promise<SentRecord | undefined> {
+    return this.#io("getSent", () => this.#store.getSent(sender, clientId, this.#clock.now()));
+  }
+
+  /**
+   * Remembers the sent receipt of (sender, client message id) for the dedupe window; the first
+   * record wins and is returned. {@link enqueue} calls it unless told `remember: false`.
+   */
+  async remember(
+    sender: UserId,
+    clientId: ClientMessageId,
+    record: SentRecord,
+  ): Promise<SentRecord> {
+    const now = this.#clock.now();
+    return this.#io("putSent", () =>
+      this.#store.putSent(sender, clientId, record, now + this.#dedupeWindowMs, now),
+    );
+  }
+
+  /**
+   * Rebuilds the in-memory schedule from the store after a restart: every stored entry is
+   * held again (devices offline until {@link deviceConnected} or an `online` predicate says
+   * otherwise; attempts start over). Entries already held are left alone. Returns how many were added.
+   */
+  async recover(options: { online?: (device: DeviceKey) => boolean } = {}): Promise<number> {
+    const keys = await this.#io("devices", () => this.#store.devices());
+    let added = 0;
+    for (const key of keys) {
+      const list = await this.#io("list", () => this.#store.list(key));
+      const state = this.#state(key);
+      for (const m of list) if (this.#insert(state, m, false)) added++;
+    }
+    this.#rebuildExpiry();
+    for (const key of keys) {
+      const state = this.#devices.get(key);
+      if (!state) continue;
+      if (options.online?.(key)) this.#connect(state);
+      else this.#pump(state, this.#window);
+    }
+    return added;
+  }
+
+  /** True when a volatile frame (typing) should be shed now: it is volatile and load is high. */
+  shouldShed(volatile: boolean): boolean {
+    return this.load.shouldShed(volatile);
+  }
+
+  /** How many entries a device has queued here. */
+  pending(device: DeviceKey): number {
+    return this.#devices.get(device)?.byId.size ?? 0;
+  }
+
+  /** Entries held now, over all devices. */
+  get depth(): number {
+    return this.#depth;
+  }
+
+  /**
+   * Entries of connected devices that are in flight or ready to go: the work the consumer
+   * side has not absorbed yet. The default load signal watches this, not {@link depth}:
+   * offline backlogs and deferred entries are not load, and counting deferred entries
+   * would keep degraded mode on forever.
+   */
+  get backlog(): number {
+    return this.#onlineEntries - this.#deferredWaiting;
+  }
+
+  /** Counters for metrics (a snapshot). */
+  get stats(): QueueStats {
+    return {
+      ...this.#stats,
+      depth: this.#depth,
+      devices: this.#devices.size,
+      backlog: this.backlog,
+    };
+  }
+
+  /** Stops every timer and detaches from the load signal. Entries stay in the store. */
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#devices.values()) this.#clearTimer(s);
+    this.#clock.clear(this.#expTimer);
+    this.#expTimer = undefined;
+    this.#clock.clear(this.#recheck);
+    this.#recheck = undefined;
+    this.load.off("change", this.#onLoadChange);
+    if (this.#ownsLoad) this.load.close();
+  }
+
+  // ---- per-device state -------------------------------------------------------------
+
+  #state(key: DeviceKey): DeviceState {
+    let s = this.#devices.get(key);
+    if (!s) {
+      s = {
+        key,
+        online: false,
+        lanes: [[], [], []],
+        sent: [0, 0, 0],
+        inflight: 0,
+        byId: new Map(),
+        nextOrd: 0,
+        timer: undefined,
+        timerAt: Number.POSITIVE_INFINITY,
+        pumping: false,
+      };
+      this.#devices.set(key, s);
+    }
+    return s;
+  }
+
+  #insert(state: DeviceState, m: QueuedMessage, trackExpiry = true): boolean {
+    const env = m.envelope;
+    if (state.byId.has(env.id)) return false;
+    const e: Entry = {
+      device: state,
+      envelope: env,
+      lane: LANE_INDEX[env.priority] ?? 1,
+      ord: state.nextOrd++,
+      expiresAt: m.expiresAt,
+      attempts: 0,
+      dueAt: 0,
+      sent: false,
+      deferred: false,
+      inExpiry: trackExpiry,
+      done: false,
+    };
+    state.byId.set(env.id, e);
+    state.lanes[e.lane].push(e);
+    this.#depth++;
+    if (state.online) this.#onlineEntries++;
+    this.#stats.enqueued++;
+    if (trackExpiry) this.#pushExpiry(e);
+    this.emit("enqueued", state.key, env);
+    return true;
+  }
+
+  #remove(e: Entry): void {
+    const s = e.device;
+    e.done = true;
+    s.byId.delete(e.envelope.id);
+    const lane = s.lanes[e.lane];
+    // Acks come mostly in order, so the entry is usually the lane's head.
+    if (lane[0] === e) lane.shift();
+    else {
+      const i = lane.indexOf(e);
+      if (i >= 0) lane.splice(i, 1);
+    }
+    if (e.sent) {
+      e.sent = false;
+      s.sent[e.lane]--;
+      s.inflight--;
+    }
+    if (e.deferred) {
+      e.deferred = false;
+      this.#deferredWaiting--;
+    }
+    if (e.inExpiry) {
+      e.inExpiry = false;
+      this.#expDead++;
+    }
+    this.#depth--;
+    if (s.online) this.#onlineEntries--;
+  }
+
+  /** After entries left a device: refill its window, or forget an idle offline device. */
+  #afterRemoval(state: DeviceState): void {
+    if (state.byId.size === 0 && !state.online) {
+      this.#clearTimer(state);
+      this.#devices.delete(state.key);
+      return;
+    }
+    this.#pump(state, this.#window);
+    this.#compactExpiry();
+  }
+
+  #connect(state: DeviceState): void {
+    this.#resetInflight(state);
+    if (!state.online) this.#onlineEntries += state.byId.size;
+    state.online = true;
+    this.#pump(state, Number.POSITIVE_INFINITY);
+  }
+
+  #disconnect(state: DeviceState): void {
+    if (state.online) this.#onlineEntries -= state.byId.size;
+    state.online = false;
+    this.#resetInflight(state);
+    for (const e of state.lanes[LOW]) {
+      if (e.deferred) {
+        e.deferred = false;
+        this.#deferredWaiting--;
+      }
+    }
+    if (state.byId.size === 0) this.#devices.delete(state.key);
+  }
+
+  #resetInflight(state: DeviceState): void {
+    this.#clearTimer(state);
+    for (let l = 0; l < 3; l++) {
+      const lane = state.lanes[l]!;
+      for (let i = 0; i < state.sent[l]!; i++) lane[i]!.sent = false;
+      state.sent[l] = 0;
+    }
+    state.inflight = 0;
+  }
+
+  // ---- transmission -------------------------------------------------------------------
+
+  /** The next entry to transmit: FIFO across lanes, or high then normal (low held) when degraded. */
+  #next(state: DeviceState, degraded: boolean): Entry | undefined {
+    const h = state.lanes[0][state.sent[0]];
+    const n = state.lanes[1][state.sent[1]];
+    if (degraded) return h ?? n;
+    const l = state.lanes[2][state.sent[2]];
+    let best = h;
+    if (n && (!best || n.ord < best.ord)) best = n;
+    if (l && (!best || l.ord < best.ord)) best = l;
+    return best;
+  }
+
+  /** Transmits what fits in `limit` in-flight slots, in order. Re-entrant calls are absorbed. */
+  #pump(state: DeviceState, limit: number): void {
+    if (!state.online || state.pumping || this.#closed) return;
+    state.pumping = true;
+    const degraded = this.load.degraded;
+    try {
+      while (state.online && state.inflight < limit) {
+        const e = this.#next(state, degraded);
+        if (!e) break;
+        this.#send(e, false);
+      }
+    } finally {
+      state.pumping = false;
+    }
+    if (degraded && state.online) this.#noteDeferred(state);
+  }
+
+  #pumpAll(): void {
+    for (const s of [...this.#devices.values()]) this.#pump(s, this.#window);
+  }
+
+  #send(e: Entry, retry: boolean): void {
+    const s = e.device;
+    if (!e.sent) {
+      e.sent = true;
+      s.sent[e.lane]++;
+      s.inflight++;
+    }
+    if (e.deferred) {
+      e.deferred = false;
+      this.#deferredWaiting--;
+    }
+    e.attempts++;
+    e.dueAt = this.#clock.now() + retryDelay(this.#policies[e.lane], e.attempts, this.#random);
+    this.#armDevice(s, e.dueAt);
+    this.#stats.transmitted++;
+    if (retry) {
+      this.#stats.retried++;
+      this.emit("retried", s.key, e.envelope, e.attempts);
+    }
+    this.emit("transmitted", s.key, e.envelope, e.attempts);
+    try {
+      this.#transmit(s.key, e.envelope, e.attempts);
+    } catch (err) {
+      this.emit("transmitError", err, s.key);
+    }
+  }
+
+  /** Marks the low-lane entries waiting behind degraded mode, once each, and keeps polling load. */
+  #noteDeferred(state: DeviceState): void {
+    const lane = state.lanes[LOW];
+    const from = state.sent[LOW];
+    let marked = 0;
+    for (let i = lane.length - 1; i >= from; i--) {
+      const e = lane[i]!;
+      if (e.deferred) break;
+      e.deferred = true;
+      marked++;
+    }
+    if (marked === 0) return;
+    this.#deferredWaiting += marked;
+    this.#stats.deferred += marked;
+    if (this.listenerCount("deferred") > 0) {
+      for (let i = lane.length - marked; i < lane.length; i++) {
+        this.emit("deferred", state.key, lane[i]!.envelope);
+      }
+    }
+    this.#armRecheck();
+  }
+
+  /** While entries are deferred, re-sample the load so they go out once it falls. */
+  #armRecheck(): void {
+    if (this.#recheck || this.#deferredWaiting === 0 || this.load.overridden || this.#closed)
+      return;
+    this.#recheck = this.#clock.setTimeout(() => {
+      this.#recheck = undefined;
+      this.load.poll();
+      if (this.load.degraded) this.#armRecheck();
+    }, this.load.sampleIntervalMs);
+  }
+
+  // ---- redelivery timers ----------------------------------------------------------------
+
+  #armDevice(state: DeviceState, at: number): void {
+    if (state.timer && state.timerAt <= at) return;
+    this.#clock.clear(state.timer);
+    state.timerAt = at;
+    state.timer = this.#clock.setTimeout(
+      () => this.#onDeviceTimer(state),
+      Math.max(0, at - this.#clock.now()),
+    );
+  }
+
+  #clearTimer(state: DeviceState): void {
+    this.#clock.clear(state.timer);
+    state.timer = undefined;
+    state.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  #inflight(state: DeviceState): Entry[] {
+    const out: Entry[] = [];
+    for (let l = 0; l < 3; l++) {
+      const lane = state.lanes[l]!;
+      for (let i = 0; i < state.sent[l]!; i++) out.push(lane[i]!);
+    }
+    if (state.sent[0] + state.sent[1] + state.sent[2] > 0) out.sort((a, b) => a.ord - b.ord);
+    return out;
+  }
+
+  /** Retransmits every due in-flight entry in FIFO order; fails those out of attempts. */
+  #onDeviceTimer(state: DeviceState): void {
+    state.timer = undefined;
+    state.timerAt = Number.POSITIVE_INFINITY;
+    if (!state.online || this.#closed) return;
+    const now = this.#clock.now();
+    state.pumping = true;
+    try {
+      for (const e of this.#inflight(state)) {
+        if (e.done || !e.sent || e.dueAt > now || !state.online) continue;
+        if (e.attempts >= this.#policies[e.lane].retries + 1) {
+          this.#fail(e, "attempts_exhausted");
+          continue;
+        }
+        this.#send(e, true);
+      }
+    } finally {
+      state.pumping = false;
+    }
+    if (this.#devices.get(state.key) !== state) return;
+    this.#pump(state, this.#window);
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.#inflight(state)) if (e.dueAt < next) next = e.dueAt;
+    if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
+    if (state.byId.size === 0 && !state.online) this.#devices.delete(state.key);
+  }
+
+  #fail(e: Entry, reason: FailReason): void {
+    const state = e.device;
+    this.#remove(e);
+    this.#stats.failed++;
+    if (reason === "ttl_expired") {
+      this.#stats.expired++;
+      this.emit("expired", state.key, e.envelope);
+    } else {
+      this.#stats.exhausted++;
+    }
+    this.emit("failed", state.key, e.envelope, reason);
+    try {
+      this.#onFailed?.(e.envelope, state.key, reason);
+    } finally {
+      this.#io("remove", () => this.#store.remove(state.key, [e.envelope.id])).catch(() => {});
+      if (!state.pumping) this.#afterRemoval(state);
+    }
+  }
+
+  // ---- expiry -----------------------------------------------------------------------------
+
+  #pushExpiry(e: Entry): void {
+    const list = this.#expiry;
+    const last = list[list.length - 1];
+    if (!last || last.expiresAt <= e.expiresAt) {
+      list.push(e);
+    } else {
+      // Only when the TTL changed between runs: keep the list sorted.
+      let lo = this.#expHead;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (list[mid]!.expiresAt <= e.expiresAt) lo = mid + 1;
+        else hi = mid;
+      }
+      list.splice(lo, 0, e);
+    }
+    this.#armExpiry();
+  }
+
+  #rebuildExpiry(): void {
+    const live: Entry[] = [];
+    for (let i = this.#expHead; i < this.#expiry.length; i++) {
+      const e = this.#expiry[i]!;
+      if (e.inExpiry) live.push(e);
+    }
+    for (const s of this.#devices.values()) {
+      for (const e of s.byId.values()) {
+        if (!e.inExpiry) {
+          e.inExpiry = true;
+          live.push(e);
+        }
+      }
+    }
+    live.sort((a, b) => a.expiresAt - b.expiresAt);
+    this.#expiry = live;
+    this.#expHead = 0;
+    this.#expDead = 0;
+    this.#clock.clear(this.#expTimer);
+    this.#expTimer = undefined;
+    this.#expTimerAt = Number.POSITIVE_INFINITY;
+    this.#armExpiry();
+  }
+
+  #armExpiry(): void {
+    const list = this.#expiry;
+    while (this.#expHead < list.length && !list[this.#expHead]!.inExpiry) {
+      this.#expHead++;
+      this.#expDead--;
+    }
+    const head = list[this.#expHead];
+    if (!head || this.#closed) return;
+    if (this.#expTimer && this.#expTimerAt <= head.expiresAt) return;
+    this.#clock.clear(this.#expTimer);
+    this.#expTimerAt = head.expiresAt;
+    this.#expTimer = this.#clock.setTimeout(
+      () => this.#onExpiry(),
+      Math.max(0, head.expiresAt - this.#clock.now()),
+    );
+  }
+
+  #onExpiry(): void {
+    this.#expTimer = undefined;
+    this.#expTimerAt = Number.POSITIVE_INFINITY;
+    const now = this.#clock.now();
+    const list = this.#expiry;
+    this.#expiring = true;
+    try {
+      this.#drainExpired(list, now);
+    } finally {
+      this.#expiring = false;
+    }
+    this.#compactExpiry();
+    this.#armExpiry();
+  }
+
+  #drainExpired(list: Entry[], now: number): void {
+    while (this.#expHead < list.length) {
+      const e = list[this.#expHead]!;
+      if (!e.inExpiry) {
+        this.#expHead++;
+        this.#expDead--;
+        continue;
+      }
+      if (e.expiresAt > now) break;
+      this.#expHead++;
+      e.inExpiry = false;
+      this.#fail(e, "ttl_expired");
+    }
+  }
+
+  /** Drops consumed and dead slots once they are most of the list (amortised O(1)). */
+  #compactExpiry(): void {
+    if (this.#expiring) return;
+    const list = this.#expiry;
+    const waste = this.#expHead + this.#expDead;
+    if (waste < 1024 || waste * 2 < list.length) return;
+    const live: Entry[] = [];
+    for (let i = this.#expHead; i < list.length; i++) if (list[i]!.inExpiry) live.push(list[i]!);
+    this.#expiry = live;
+    this.#expHead = 0;
+    this.#expDead = 0;
+  }
+
+  // ---- store I/O ----------------------------------------------------------------------------
+
+  /** Runs a store call; a transient failure is retried in real time with p-retry. */
+  async #io<T>(op: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      return this.#retryIo(op, call, err);
+    }
+  }
+
+  /** Retries a store call that just failed with `err`, with p-retry, if the error is transient. */
+  async #retryIo<T>(op: string, call: () => Promise<T>, err: unknown): Promise<T> {
+    const policy = this.#storeRetry;
+    if (policy === false || policy.retries === 0 || !transient(err))
+      throw this.#storeFailure(err, op);
+    let first = true;
+    try {
+      // The first p-retry attempt replays the failure we already saw, so its backoff
+      // (minTimeout, factor...) applies from the first retry exactly as configured.
+      return await pRetry(
+        () => {
+          if (first) {
+            first = false;
+            throw err;
+          }
+          return call();
+        },
+        { ...policy, shouldRetry: ({ error }) => transient(error) },
+      );
+    } catch (final) {
+      throw this.#storeFailure(final, op);
+    }
+  }
+
+  #storeFailure(err: unknown, op: string): unknown {
+    this.emit("storeError", err, op);
+    if (err instanceof RelayError) return err;
+    return new RelayError("store_unavailable", `DeliveryQueue: store ${op} failed`, { cause: err });
+  }
+}
+
+/** Errors worth retrying: anything but a RelayError with a definite code. */
+function transient(err: unknown): boolean {
+  return !(err instanceof RelayError) || err.code === "store_unavailable" || err.code === "timeout";
+}

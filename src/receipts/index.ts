@@ -1,0 +1,45 @@
+export { MemoryReceiptStore } from "./memory-receipt-store.js";
+export type {
+  ReceiptMode,
+  ReceiptRecord,
+  ReceiptStore,
+  ReceiptStoreSize,
+  TrackedMessage,
+  WatermarkAdvance,
+} from "./receipt-store.js";
+export {
+  type AckResult,
+  type DeviceInfo,
+  type DroppedReceipt,
+  type FailedResult,
+  type GroupReceiptPolicy,
+  type IgnoredReason,
+  type MemberInfo,
+  type MessageInfo,
+  type ReadReceiptsSetting,
+  type ReceiptNotice,
+  ReceiptTracker,
+  type ReceiptTrackerEvents,
+  type ReceiptTrackerOptions,
+  type ReceiptTrackerSize,
+  type RecipientDevice,
+  type TrackOptions,
+  type WatermarkResult,
+} from "./receipt-tracker.js";
+export {
+  isReceiptState,
+  RECEIPT_STATES,
+  type ReceiptEvent,
+  type ReceiptState,
+  receiptRank,
+  type TransitionResult,
+  transition,
+} from "./state.js";
+export {
+  effectiveState,
+  groupStatus,
+  recipientStatuses,
+  userStatus,
+  visibleStatus,
+  type Watermark,
+} from "./status.js";

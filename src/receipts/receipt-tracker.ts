@@ -1,0 +1,825 @@
+import { z } from "zod";
+import {
+  type Clock,
+  type ConversationId,
+  type DeviceId,
+  type DeviceKey,
+  deviceKey,
+  type Envelope,
+  type GroupId,
+  type MessageId,
+  parseOptions,
+  RelayError,
+  splitDeviceKey,
+  systemClock,
+  type Timer,
+  TypedEmitter,
+  type UserId,
+} from "../core/index.js";
+import type { ServerReceiptFrame } from "../protocol/index.js";
+import { MemoryReceiptStore } from "./memory-receipt-store.js";
+import type {
+  ReceiptMode,
+  ReceiptStore,
+  ReceiptStoreSize,
+  TrackedMessage,
+} from "./receipt-store.js";
+import { type ReceiptState, receiptRank, transition } from "./state.js";
+import {
+  effectiveState,
+  groupStatus,
+  recipientStatuses,
+  userStatus,
+  visibleStatus,
+} from "./status.js";
+
+/** How a group message's delivered/read ticks reach its sender. @default "none" */
+export type GroupReceiptPolicy = "none" | "aggregate" | "per-member";
+
+/** One recipient device, as the router resolved it at send time. */
+export interface RecipientDevice {
+  readonly userId: UserId;
+  readonly deviceId: DeviceId;
+}
+
+/** Whether a user shares read receipts; may consult a settings store. */
+export type ReadReceiptsSetting = (user: UserId) => boolean | Promise<boolean>;
+
+/** Options of {@link ReceiptTracker}. */
+export interface ReceiptTrackerOptions {
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** @default a new MemoryReceiptStore */
+  readonly store?: ReceiptStore;
+  /** How long a receipt for a not-yet-tracked message waits for it, in ms. @default 5000 */
+  readonly bufferMs?: number;
+  /** Most buffered receipts; the oldest message's are dropped beyond. @default 10000 */
+  readonly maxBuffered?: number;
+  /** How long a message that never becomes final is tracked, in ms. @default 604800000 (7 days) */
+  readonly retentionMs?: number;
+  /** How often expired state is swept, in ms; 0 disables the timer (call `sweep`). @default 60000 */
+  readonly sweepIntervalMs?: number;
+  /** The group policy, global or per group. @default "none" */
+  readonly groupPolicy?: GroupReceiptPolicy | ((group: GroupId) => GroupReceiptPolicy);
+  /** Whether a user shares read receipts. @default every user does */
+  readonly readReceipts?: ReadReceiptsSetting;
+  /** WhatsApp's rule: a user who hides their read receipts does not see others' either. @default true */
+  readonly reciprocal?: boolean;
+}
+
+/** Per-message overrides for {@link ReceiptTracker.track}. */
+export interface TrackOptions {
+  /** The group policy for this message (groups only). */
+  readonly policy?: GroupReceiptPolicy;
+  /** Retention for this message, in ms. */
+  readonly retentionMs?: number;
+}
+
+/** A receipt frame the router must send to every device of `toUser` (except `exceptDevice`). */
+export interface ReceiptNotice {
+  readonly toUser: UserId;
+  /** The device the receipt came from: read sync skips it. */
+  readonly exceptDevice?: DeviceId;
+  readonly frame: ServerReceiptFrame;
+}
+
+/**
+ * Why an ack for one message id was ignored: a receipt for one's own message, from a device
+ * outside the frozen recipient set, or for a message already final and released (a late
+ * duplicate, recognised for `bufferMs` after the release).
+ */
+export type IgnoredReason = "own_message" | "not_recipient" | "final";
+
+/** What {@link ReceiptTracker.ack} did with each id. */
+export interface AckResult {
+  /** Applied (or already at least that far). */
+  readonly applied: readonly MessageId[];
+  /** Not tracked yet: held for `bufferMs`. */
+  readonly buffered: readonly MessageId[];
+  readonly ignored: readonly { readonly id: MessageId; readonly reason: IgnoredReason }[];
+  /** The state machine refused it (`delivered`/`read` after `failed`). */
+  readonly rejected: readonly { readonly id: MessageId; readonly code: "illegal_transition" }[];
+}
+
+/** What {@link ReceiptTracker.watermark} did. */
+export interface WatermarkResult {
+  /** False when `upTo` was not above the reader's pointer (ignored). */
+  readonly advanced: boolean;
+  /** The pointer after the call (0 when none). */
+  readonly upTo: number;
+}
+
+/** What {@link ReceiptTracker.failed} did. */
+export type FailedResult =
+  | { readonly changed: boolean; readonly error?: undefined }
+  | { readonly error: "illegal_transition" | "unknown_message" | "recipient_unknown" };
+
+/** One recipient device in {@link MessageInfo}. */
+export interface DeviceInfo {
+  readonly deviceId: DeviceId;
+  readonly state: ReceiptState;
+  readonly deliveredAt?: number;
+  readonly readAt?: number;
+}
+
+/** One recipient user in {@link MessageInfo}: who has it, who read it, and when. */
+export interface MemberInfo {
+  readonly userId: UserId;
+  readonly status: ReceiptState;
+  readonly deliveredAt?: number;
+  readonly readAt?: number;
+  readonly devices: readonly DeviceInfo[];
+}
+
+/** The "message info" view of a tracked message, as its sender may see it. */
+export interface MessageInfo {
+  readonly id: MessageId;
+  readonly from: UserId;
+  readonly conversation: ConversationId;
+  readonly seq: number;
+  readonly group?: GroupId;
+  readonly mode: ReceiptMode;
+  /** The aggregate status over the frozen recipients. */
+  readonly status: ReceiptState;
+  readonly members: readonly MemberInfo[];
+}
+
+/** Sizes of the tracker's state, to prove it stays bounded. */
+export interface ReceiptTrackerSize extends ReceiptStoreSize {
+  /** Receipts waiting for their message. */
+  readonly buffered: number;
+  /** Ids recently released as final, remembered for `bufferMs` to ignore late duplicates. */
+  readonly recent: number;
+}
+
+/** A buffered receipt that expired before its message was tracked. */
+export interface DroppedReceipt {
+  readonly id: MessageId;
+  readonly by: UserId;
+  readonly device: DeviceId;
+  readonly status: "delivered" | "read";
+}
+
+/** Events of {@link ReceiptTracker}. */
+export interface ReceiptTrackerEvents {
+  /** A receipt frame the router must send. */
+  notify: (notice: ReceiptNotice) => void;
+  /** Messages no longer tracked: final for every recipient, or past retention. */
+  released: (ids: readonly MessageId[], reason: "final" | "expired") => void;
+  /** A buffered receipt whose message never arrived. */
+  dropped: (receipt: DroppedReceipt) => void;
+  /** A background sweep failed (the store rejected). */
+  error: (error: RelayError) => void;
+}
+
+const isClock = (v: unknown): v is Clock =>
+  typeof v === "object" &&
+  v !== null &&
+  typeof (v as Clock).now === "function" &&
+  typeof (v as Clock).setTimeout === "function";
+const isStore = (v: unknown): v is ReceiptStore =>
+  typeof v === "object" && v !== null && typeof (v as ReceiptStore).load === "function";
+const isFunction = (v: unknown): v is (...args: never[]) => unknown => typeof v === "function";
+const policy = z.enum(["none", "aggregate", "per-member"]);
+
+const optionsSchema = z.object({
+  clock: z.custom<Clock>(isClock, "a Clock").optional(),
+  store: z.custom<ReceiptStore>(isStore, "a ReceiptStore").optional(),
+  bufferMs: z.number().int().min(0).default(5000),
+  maxBuffered: z.number().int().min(1).default(10_000),
+  retentionMs: z
+    .number()
+    .int()
+    .min(1)
+    .default(7 * 24 * 60 * 60 * 1000),
+  sweepIntervalMs: z.number().int().min(0).default(60_000),
+  groupPolicy: z
+    .union([policy, z.custom<(group: GroupId) => GroupReceiptPolicy>(isFunction, "a function")])
+    .default("none"),
+  readReceipts: z.custom<ReadReceiptsSetting>(isFunction, "a function").optional(),
+  reciprocal: z.boolean().default(true),
+});
+
+const trackSchema = z.object({
+  policy: policy.optional(),
+  retentionMs: z.number().int().min(1).optional(),
+});
+
+interface Pending {
+  readonly by: UserId;
+  readonly device: DeviceId;
+  readonly status: "delivered" | "read";
+  readonly at: number;
+}
+
+/** What caused a change: who (per user, which device), when, and whether a watermark. */
+interface Cause {
+  readonly at: number;
+  readonly devices: ReadonlyMap<UserId, DeviceId>;
+  readonly watermark?: { readonly reader: UserId; readonly upTo: number };
+}
+
+/** Collects the frames of one operation, merging ids that go to the same place. */
+class Outbox {
+  readonly #byKey = new Map<string, ReceiptNotice>();
+
+  ids(
+    toUser: UserId,
+    status: "delivered" | "read",
+    by: string,
+    device: DeviceId | undefined,
+    ts: number,
+    id: MessageId,
+    exceptDevice?: DeviceId,
+  ): void {
+    const key = `i|${toUser}|${status}|${by}|${device ?? ""}|${exceptDevice ?? ""}`;
+    const found = this.#byKey.get(key);
+    if (found) {
+      const ids = (found.frame as { ids: string[] }).ids;
+      if (!ids.includes(id)) ids.push(id);
+      return;
+    }
+    const frame: ServerReceiptFrame =
+      device === undefined
+        ? { type: "receipt", status, ids: [id], by, ts }
+        : { type: "receipt", status, ids: [id], by, device, ts };
+    this.#byKey.set(key, notice(toUser, frame, exceptDevice));
+  }
+
+  watermark(
+    toUser: UserId,
+    conversation: ConversationId,
+    upTo: number,
+    by: UserId,
+    device: DeviceId | undefined,
+    ts: number,
+    exceptDevice?: DeviceId,
+  ): void {
+    const key = `w|${toUser}|${conversation}|${by}|${exceptDevice ?? ""}`;
+    if (this.#byKey.has(key)) return;
+    const frame: ServerReceiptFrame =
+      device === undefined
+        ? { type: "receipt", status: "read", conversation, upTo, by, ts }
+        : { type: "receipt", status: "read", conversation, upTo, by, device, ts };
+    this.#byKey.set(key, notice(toUser, frame, exceptDevice));
+  }
+
+  failed(m: TrackedMessage, reason: string, ts: number): void {
+    this.#byKey.set(`f|${m.id}`, {
+      toUser: m.from,
+      frame: { type: "receipt", status: "failed", ids: [m.id], clientId: m.clientId, reason, ts },
+    });
+  }
+
+  flush(emit: (n: ReceiptNotice) => void): void {
+    for (const n of this.#byKey.values()) emit(n);
+  }
+}
+
+function notice(toUser: UserId, frame: ServerReceiptFrame, exceptDevice?: DeviceId): ReceiptNotice {
+  return exceptDevice === undefined ? { toUser, frame } : { toUser, exceptDevice, frame };
+}
+
+const isFinal = (s: ReceiptState): boolean => s === "read" || s === "failed";
+
+/**
+ * Tracks sent / delivered / read per (message, recipient device) and tells the router which
+ * receipt frames to send, as `notify` events. Call `track` when the router accepts a message,
+ * `ack`/`watermark` when a device sends a receipt, `failed` when the queue gives up on a device.
+ * @remarks It sends nothing itself and never answers a receipt with a receipt. Operations run
+ * one at a time (a promise chain), so concurrent acks cannot interleave their read-modify-write.
+ * The `sent` tick is the router's (it has the client id at accept time); tracking starts at `sent`.
+ * @example
+ * const tracker = new ReceiptTracker({ clock, groupPolicy: "aggregate" });
+ * tracker.on("notify", ({ toUser, exceptDevice, frame }) => router.sendToUser(toUser, frame, exceptDevice));
+ */
+export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
+  readonly #clock: Clock;
+  readonly #store: ReceiptStore;
+  readonly #opts: z.output<typeof optionsSchema>;
+  readonly #readReceipts: ReadReceiptsSetting | undefined;
+  readonly #buffer = new Map<MessageId, { entries: Pending[]; timer: Timer | undefined }>();
+  #buffered = 0;
+  // Ids released as final, with when to forget them: late duplicates are ignored, not buffered.
+  readonly #recent = new Map<MessageId, number>();
+  #chain: Promise<unknown> = Promise.resolve();
+  #sweeper: Timer | undefined;
+  #closed = false;
+
+  /** @throws RelayError `invalid_option` */
+  constructor(options: ReceiptTrackerOptions = {}) {
+    super();
+    this.#opts = parseOptions(optionsSchema, options, "ReceiptTracker");
+    this.#clock = this.#opts.clock ?? systemClock;
+    this.#store = this.#opts.store ?? new MemoryReceiptStore();
+    this.#readReceipts = this.#opts.readReceipts;
+    if (this.#opts.sweepIntervalMs > 0) {
+      this.#sweeper = this.#clock.setInterval(() => {
+        this.sweep().catch((e: unknown) => this.#fail(e));
+      }, this.#opts.sweepIntervalMs);
+    }
+  }
+
+  /**
+   * Starts tracking an accepted message for its recipient devices, frozen now (for a group:
+   * the members' devices at send time). The sender's own devices are left out. Applies
+   * receipts that overtook the message. Returns false when already tracked or no recipient.
+   * @throws RelayError `invalid_option` for bad `opts`, `closed` after {@link close}
+   */
+  track(
+    envelope: Envelope,
+    recipients: readonly RecipientDevice[],
+    opts: TrackOptions = {},
+  ): Promise<boolean> {
+    // Skip zod on the hot path when there is nothing to check.
+    const o: z.output<typeof trackSchema> =
+      opts.policy === undefined && opts.retentionMs === undefined
+        ? {}
+        : parseOptions(trackSchema, opts, "ReceiptTracker.track");
+    return this.#serial(async () => {
+      const at = this.#clock.now();
+      const keys: DeviceKey[] = [];
+      const seen = new Set<string>();
+      for (const r of recipients) {
+        if (r.userId === envelope.from) continue;
+        const k = deviceKey(r.userId, r.deviceId);
+        if (!seen.has(k)) {
+          seen.add(k);
+          keys.push(k);
+        }
+      }
+      const pending = this.#takeBuffered(envelope.id);
+      if (keys.length === 0) return false;
+      const group = "group" in envelope.to ? envelope.to.group : undefined;
+      const mode: ReceiptMode =
+        group === undefined ? "direct" : (o.policy ?? this.#policyFor(group));
+      const base = {
+        id: envelope.id,
+        clientId: envelope.clientId,
+        from: envelope.from,
+        fromDevice: envelope.fromDevice,
+        conversation: envelope.conversation,
+        seq: envelope.seq,
+        mode,
+        expiresAt: at + (o.retentionMs ?? this.#opts.retentionMs),
+        recipients: keys,
+      };
+      const m: TrackedMessage = group === undefined ? base : { ...base, group };
+      if (!(await this.#store.track(m, "sent"))) {
+        // A retried track: apply what overtook it like any ack.
+        for (const p of pending) await this.#ackNow(p.by, p.device, p.status, [m.id], p.at);
+        return false;
+      }
+      const wms = await this.#store.watermarks(m.conversation);
+      const covered = [...wms.values()].some((w) => w.upTo >= m.seq);
+      if (pending.length === 0 && !covered) return true;
+
+      const initial = new Array<ReceiptState>(keys.length).fill("sent");
+      const states = initial.slice();
+      const devices = new Map<UserId, DeviceId>();
+      const readers = new Map<UserId, DeviceId>();
+      for (const p of pending) {
+        if (p.by === m.from) continue;
+        const i = keys.indexOf(deviceKey(p.by, p.device));
+        if (i < 0) continue;
+        const r = transition(states[i]!, p.status);
+        if (r.error !== undefined || !r.changed) continue;
+        states[i] = r.state;
+        devices.set(p.by, p.device);
+        if (p.status === "read") readers.set(p.by, p.device);
+        await this.#store.setState(m.id, i, r.state, p.at);
+      }
+      const before = recipientStatuses(keys, initial, m.seq, new Map());
+      const after = recipientStatuses(keys, states, m.seq, wms);
+      const out = new Outbox();
+      await this.#evaluate(m, before, after, { at, devices }, out, this.#privacy());
+      for (const [u, d] of readers) {
+        if (after.get(u) === "read") out.ids(u, "read", u, d, at, m.id, d);
+      }
+      await this.#finish(out, isDone(after) ? [m.id] : []);
+      return true;
+    });
+  }
+
+  /**
+   * A device says it has (`delivered`) or has read (`read`) messages. Ids not tracked yet are
+   * buffered for `bufferMs`; receipts for one's own messages are ignored.
+   */
+  ack(
+    byUser: UserId,
+    byDevice: DeviceId,
+    status: "delivered" | "read",
+    messageIds: readonly MessageId[],
+  ): Promise<AckResult> {
+    return this.#serial(() =>
+      this.#ackNow(byUser, byDevice, status, messageIds, this.#clock.now()),
+    );
+  }
+
+  /**
+   * A device says its user read everything up to `upTo` in `conversation`. One pointer per
+   * (reader, conversation): a watermark not above it is ignored; one store write covers every
+   * message it reaches. Tells the reader's other devices (read sync) and the senders.
+   */
+  watermark(
+    byUser: UserId,
+    byDevice: DeviceId,
+    conversation: ConversationId,
+    upTo: number,
+  ): Promise<WatermarkResult> {
+    return this.#serial(async () => {
+      if (!Number.isSafeInteger(upTo) || upTo < 1) {
+        const w = (await this.#store.watermarks(conversation)).get(byUser);
+        return { advanced: false, upTo: w?.upTo ?? 0 };
+      }
+      const at = this.#clock.now();
+      const adv = await this.#store.advanceWatermark(
+        byUser,
+        conversation,
+        upTo,
+        at,
+        at + this.#opts.retentionMs,
+      );
+      if (!adv.advanced) return { advanced: false, upTo: adv.previous?.upTo ?? 0 };
+      const out = new Outbox();
+      out.watermark(byUser, conversation, upTo, byUser, byDevice, at, byDevice);
+      const release: MessageId[] = [];
+      const ids = await this.#store.inRange(conversation, adv.previous?.upTo ?? 0, upTo);
+      if (ids.length > 0) {
+        const wmsAfter = await this.#store.watermarks(conversation);
+        const wmsBefore = new Map(wmsAfter);
+        if (adv.previous) wmsBefore.set(byUser, adv.previous);
+        else wmsBefore.delete(byUser);
+        const cause: Cause = {
+          at,
+          devices: new Map([[byUser, byDevice]]),
+          watermark: { reader: byUser, upTo },
+        };
+        const show = this.#privacy();
+        for (const id of ids) {
+          const rec = await this.#store.load(id);
+          if (!rec || rec.message.from === byUser) continue;
+          const m = rec.message;
+          const before = recipientStatuses(m.recipients, rec.states, m.seq, wmsBefore);
+          if (!before.has(byUser)) continue;
+          const after = recipientStatuses(m.recipients, rec.states, m.seq, wmsAfter);
+          await this.#evaluate(m, before, after, cause, out, show);
+          if (isDone(after)) release.push(id);
+        }
+      }
+      await this.#finish(out, release);
+      return { advanced: true, upTo };
+    });
+  }
+
+  /**
+   * The delivery queue gave up on one recipient device. The sender gets one `failed` receipt
+   * per message (on its first failed device). `failed` after `delivered` is refused.
+   */
+  failed(messageId: MessageId, device: DeviceKey, reason: string): Promise<FailedResult> {
+    return this.#serial(async () => {
+      const rec = await this.#store.load(messageId);
+      if (!rec) return { error: "unknown_message" as const };
+      const m = rec.message;
+      const i = m.recipients.indexOf(device);
+      if (i < 0) return { error: "recipient_unknown" as const };
+      const r = transition(rec.states[i]!, "failed");
+      if (r.error !== undefined) return { error: r.error };
+      if (!r.changed) return { changed: false };
+      const at = this.#clock.now();
+      const states = Array.from(rec.states);
+      const firstFailure = !states.includes("failed");
+      const wms = await this.#store.watermarks(m.conversation);
+      const before = recipientStatuses(m.recipients, states, m.seq, wms);
+      states[i] = "failed";
+      await this.#store.setState(m.id, i, "failed", at);
+      const after = recipientStatuses(m.recipients, states, m.seq, wms);
+      const out = new Outbox();
+      if (firstFailure) out.failed(m, reason, at);
+      await this.#evaluate(m, before, after, { at, devices: new Map() }, out, this.#privacy());
+      await this.#finish(out, isDone(after) ? [m.id] : []);
+      return { changed: true };
+    });
+  }
+
+  /**
+   * "Message info": each frozen recipient's status and devices, with times, as the sender may
+   * see them (read hidden where privacy says so). For messages read through a watermark,
+   * `readAt` is the time the reader's pointer last moved. `undefined` when not tracked.
+   */
+  info(messageId: MessageId): Promise<MessageInfo | undefined> {
+    return this.#serial(async () => {
+      const rec = await this.#store.load(messageId);
+      if (!rec) return undefined;
+      const m = rec.message;
+      const wms = await this.#store.watermarks(m.conversation);
+      const show = this.#privacy();
+      const members = new Map<UserId, DeviceInfo[]>();
+      for (let i = 0; i < m.recipients.length; i++) {
+        const { userId, deviceId } = splitDeviceKey(m.recipients[i]!);
+        const wm = wms.get(userId);
+        const state = effectiveState(rec.states[i]!, m.seq, wm);
+        let readAt = time(rec.readAt[i]!);
+        if (state === "read" && readAt === undefined) readAt = wm?.at;
+        let deliveredAt = time(rec.deliveredAt[i]!);
+        if (receiptRank(state) >= 2 && deliveredAt === undefined) deliveredAt = readAt;
+        const d: DeviceInfo = {
+          deviceId,
+          state,
+          ...opt("deliveredAt", deliveredAt),
+          ...opt("readAt", readAt),
+        };
+        const list = members.get(userId);
+        if (list) list.push(d);
+        else members.set(userId, [d]);
+      }
+      const out: MemberInfo[] = [];
+      for (const [userId, raw] of members) {
+        const showRead = await show(userId, m.from);
+        const devices = raw.map((d) =>
+          showRead || d.state !== "read"
+            ? d
+            : {
+                deviceId: d.deviceId,
+                state: "delivered" as const,
+                ...opt("deliveredAt", d.deliveredAt),
+              },
+        );
+        const status = userStatus(devices.map((d) => d.state));
+        out.push({
+          userId,
+          status,
+          ...opt("deliveredAt", earliest(devices.map((d) => d.deliveredAt))),
+          ...opt("readAt", earliest(devices.map((d) => d.readAt))),
+          devices,
+        });
+      }
+      return {
+        id: m.id,
+        from: m.from,
+        conversation: m.conversation,
+        seq: m.seq,
+        ...(m.group === undefined ? {} : { group: m.group }),
+        mode: m.mode,
+        status: groupStatus(out.map((x) => x.status)),
+        members: out,
+      };
+    });
+  }
+
+  /** Forgets messages and pointers past retention now (the sweep timer calls it). */
+  sweep(): Promise<readonly MessageId[]> {
+    return this.#serial(async () => {
+      const ids = await this.#store.expire(this.#clock.now());
+      if (ids.length > 0) this.emit("released", ids, "expired");
+      return ids;
+    });
+  }
+
+  /** What the tracker holds: tracked messages, entries, pointers and buffered receipts. */
+  async size(): Promise<ReceiptTrackerSize> {
+    this.#isRecent("" as MessageId); // prune
+    return { ...(await this.#store.size()), buffered: this.#buffered, recent: this.#recent.size };
+  }
+
+  /** Stops the timers and drops buffered receipts; later calls reject with `closed`. */
+  close(): void {
+    this.#closed = true;
+    this.#clock.clear(this.#sweeper);
+    for (const b of this.#buffer.values()) this.#clock.clear(b.timer);
+    this.#buffer.clear();
+    this.#buffered = 0;
+    this.#recent.clear();
+  }
+
+  // ---- internals ----
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new RelayError("closed", "ReceiptTracker is closed"));
+    const p = this.#chain.then(fn);
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  #fail(e: unknown): void {
+    const err =
+      e instanceof RelayError
+        ? e
+        : new RelayError("store_unavailable", "receipt sweep failed", { cause: e });
+    this.emit("error", err);
+  }
+
+  #policyFor(group: GroupId): GroupReceiptPolicy {
+    const p = this.#opts.groupPolicy;
+    return typeof p === "function" ? p(group) : p;
+  }
+
+  /** Whether `reader`'s read receipts may be shown to `viewer`, cached for one operation. */
+  #privacy(): (reader: UserId, viewer: UserId) => Promise<boolean> {
+    const setting = this.#readReceipts;
+    if (!setting) return async () => true;
+    const cache = new Map<UserId, boolean>();
+    const on = async (u: UserId): Promise<boolean> => {
+      let v = cache.get(u);
+      if (v === undefined) {
+        v = (await setting(u)) !== false;
+        cache.set(u, v);
+      }
+      return v;
+    };
+    const reciprocal = this.#opts.reciprocal;
+    return async (reader, viewer) => (await on(reader)) && (!reciprocal || (await on(viewer)));
+  }
+
+  async #ackNow(
+    byUser: UserId,
+    byDevice: DeviceId,
+    status: "delivered" | "read",
+    messageIds: readonly MessageId[],
+    at: number,
+  ): Promise<AckResult> {
+    const applied: MessageId[] = [];
+    const buffered: MessageId[] = [];
+    const ignored: { id: MessageId; reason: IgnoredReason }[] = [];
+    const rejected: { id: MessageId; code: "illegal_transition" }[] = [];
+    const key = deviceKey(byUser, byDevice);
+    const out = new Outbox();
+    const release: MessageId[] = [];
+    const show = this.#privacy();
+    const cause: Cause = { at, devices: new Map([[byUser, byDevice]]) };
+    for (const id of new Set(messageIds)) {
+      const rec = await this.#store.load(id);
+      if (!rec && this.#isRecent(id)) {
+        ignored.push({ id, reason: "final" });
+        continue;
+      }
+      if (!rec) {
+        this.#bufferReceipt(id, { by: byUser, device: byDevice, status, at });
+        buffered.push(id);
+        continue;
+      }
+      const m = rec.message;
+      if (m.from === byUser) {
+        ignored.push({ id, reason: "own_message" });
+        continue;
+      }
+      const i = m.recipients.indexOf(key);
+      if (i < 0) {
+        ignored.push({ id, reason: "not_recipient" });
+        continue;
+      }
+      const r = transition(rec.states[i]!, status);
+      if (r.error !== undefined) {
+        rejected.push({ id, code: r.error });
+        continue;
+      }
+      applied.push(id);
+      if (!r.changed) continue;
+      const states = Array.from(rec.states);
+      const wms = await this.#store.watermarks(m.conversation);
+      const before = recipientStatuses(m.recipients, states, m.seq, wms);
+      states[i] = r.state;
+      await this.#store.setState(id, i, r.state, at);
+      const after = recipientStatuses(m.recipients, states, m.seq, wms);
+      await this.#evaluate(m, before, after, cause, out, show);
+      // Read sync: the reader's other devices clear their unread state.
+      if (status === "read" && before.get(byUser) !== "read" && after.get(byUser) === "read") {
+        out.ids(byUser, "read", byUser, byDevice, at, id, byDevice);
+      }
+      if (isDone(after)) release.push(id);
+    }
+    await this.#finish(out, release);
+    return { applied, buffered, ignored, rejected };
+  }
+
+  /** Adds the sender's frames for a change of recipient statuses, per the message's mode. */
+  async #evaluate(
+    m: TrackedMessage,
+    before: ReadonlyMap<UserId, ReceiptState>,
+    after: ReadonlyMap<UserId, ReceiptState>,
+    cause: Cause,
+    out: Outbox,
+    show: (reader: UserId, viewer: UserId) => Promise<boolean>,
+  ): Promise<void> {
+    if (m.mode === "none") return;
+    if (m.mode === "aggregate") {
+      const gb = groupStatus(before.values());
+      const ga = groupStatus(after.values());
+      if (receiptRank(ga) <= receiptRank(gb) || receiptRank(ga) < 2) return;
+      let showRead = true;
+      if (ga === "read") {
+        for (const u of after.keys()) {
+          if (!(await show(u, m.from))) {
+            showRead = false;
+            break;
+          }
+        }
+      }
+      const vb = visibleStatus(gb, showRead);
+      const va = visibleStatus(ga, showRead) as "delivered" | "read";
+      if (receiptRank(va) > receiptRank(vb))
+        out.ids(m.from, va, m.group ?? m.from, undefined, cause.at, m.id);
+      return;
+    }
+    for (const [u, a] of after) {
+      const b = before.get(u) ?? "sent";
+      if (a === b || receiptRank(a) < 2) continue;
+      const showRead = await show(u, m.from);
+      const vb = visibleStatus(b, showRead);
+      const va = visibleStatus(a, showRead) as "delivered" | "read";
+      if (receiptRank(va) <= receiptRank(vb)) continue;
+      const device = cause.devices.get(u);
+      if (va === "read" && cause.watermark?.reader === u) {
+        out.watermark(m.from, m.conversation, cause.watermark.upTo, u, device, cause.at);
+      } else {
+        out.ids(m.from, va, u, device, cause.at, m.id);
+      }
+    }
+  }
+
+  async #finish(out: Outbox, release: readonly MessageId[]): Promise<void> {
+    if (release.length > 0) {
+      await this.#store.release(release);
+      const until = this.#clock.now() + this.#opts.bufferMs;
+      for (const id of release) {
+        this.#recent.delete(id);
+        this.#recent.set(id, until);
+      }
+      while (this.#recent.size > this.#opts.maxBuffered) {
+        this.#recent.delete(this.#recent.keys().next().value!);
+      }
+    }
+    out.flush((n) => this.emit("notify", n));
+    if (release.length > 0) this.emit("released", release, "final");
+  }
+
+  /** True when `id` was released as final less than `bufferMs` ago; prunes older entries. */
+  #isRecent(id: MessageId): boolean {
+    const now = this.#clock.now();
+    for (const [old, until] of this.#recent) {
+      if (until > now) break;
+      this.#recent.delete(old);
+    }
+    return this.#recent.has(id);
+  }
+
+  #bufferReceipt(id: MessageId, p: Pending): void {
+    if (this.#opts.bufferMs === 0) {
+      this.emit("dropped", { id, by: p.by, device: p.device, status: p.status });
+      return;
+    }
+    let b = this.#buffer.get(id);
+    if (!b) {
+      const timer = this.#clock.setTimeout(() => this.#expireBuffered(id), this.#opts.bufferMs);
+      b = { entries: [], timer };
+      this.#buffer.set(id, b);
+    }
+    b.entries.push(p);
+    this.#buffered++;
+    while (this.#buffered > this.#opts.maxBuffered) {
+      const oldest = this.#buffer.keys().next().value;
+      if (oldest === undefined) break;
+      this.#expireBuffered(oldest);
+    }
+  }
+
+  #expireBuffered(id: MessageId): void {
+    const b = this.#buffer.get(id);
+    if (!b) return;
+    this.#clock.clear(b.timer);
+    this.#buffer.delete(id);
+    this.#buffered -= b.entries.length;
+    for (const p of b.entries)
+      this.emit("dropped", { id, by: p.by, device: p.device, status: p.status });
+  }
+
+  #takeBuffered(id: MessageId): readonly Pending[] {
+    const b = this.#buffer.get(id);
+    if (!b) return [];
+    this.#clock.clear(b.timer);
+    this.#buffer.delete(id);
+    this.#buffered -= b.entries.length;
+    return b.entries;
+  }
+}
+
+/** Final for every recipient user: read, or every device failed. */
+function isDone(statuses: ReadonlyMap<UserId, ReceiptState>): boolean {
+  for (const s of statuses.values()) if (!isFinal(s)) return false;
+  return true;
+}
+
+function time(t: number): number | undefined {
+  return Number.isNaN(t) ? undefined : t;
+}
+
+function earliest(ts: readonly (number | undefined)[]): number | undefined {
+  let out: number | undefined;
+  for (const t of ts) if (t !== undefined && (out === undefined || t < out)) out = t;
+  return out;
+}
+
+/** `{ [k]: v }` when `v` is defined, `{}` otherwise (exactOptionalPropertyTypes). */
+function opt<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
+}

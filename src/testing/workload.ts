@@ -1,0 +1,34 @@
+import type { SimClient } from "./sim-client.js";
+import type { Simulation } from "./simulation.js";
+
+/** Options of {@link scheduleTraffic}. */
+export interface TrafficOptions {
+  /** How many messages to send. */
+  readonly messages: number;
+  /** Spread them uniformly over this many ms from now. */
+  readonly spanMs: number;
+  /** Who may send. @default every client of the simulation */
+  readonly senders?: readonly SimClient[];
+}
+
+/**
+ * Schedules random 1:1 traffic: each message goes at a random time within the span, from a
+ * random sender to a random other user. Every draw comes from the simulation's seeded
+ * random source, so the same seed gives the same traffic.
+ */
+export function scheduleTraffic(sim: Simulation, options: TrafficOptions): void {
+  const senders = options.senders ?? sim.clients;
+  const users = [...new Set(sim.clients.map((c) => c.user))];
+  if (senders.length === 0 || users.length < 2) return;
+  const r = sim.random;
+  for (let i = 0; i < options.messages; i++) {
+    const at = Math.floor(r.next() * options.spanMs);
+    const from = senders[Math.floor(r.next() * senders.length)]!;
+    let to = users[Math.floor(r.next() * users.length)]!;
+    if (to === from.user) to = users[(users.indexOf(to) + 1) % users.length]!;
+    const text = `m${i}`;
+    sim.at(at, () => {
+      from.send(to, text);
+    });
+  }
+}

@@ -1,0 +1,577 @@
+import { describe, expect, it } from "vitest";
+import {
+  type DeviceKey,
+  type Envelope,
+  isRelayError,
+  ManualClock,
+  type MessageId,
+  messageId,
+  RelayError,
+  seededRandom,
+  userId,
+} from "../../src/core/index.js";
+import {
+  DeliveryQueue,
+  type DeliveryQueueOptions,
+  type FailReason,
+  LoadSignal,
+  MemoryQueueStore,
+  type QueueStore,
+  resolveRetryPolicy,
+  retryDelay,
+} from "../../src/queue/index.js";
+import { dev, envelope } from "./helpers.js";
+
+const phone = dev("phone");
+const laptop = dev("laptop");
+
+interface Sent {
+  t: number;
+  device: DeviceKey;
+  id: string;
+  attempt: number;
+}
+
+function setup(opts: Partial<DeliveryQueueOptions> = {}) {
+  const clock = new ManualClock();
+  const store = (opts.store as MemoryQueueStore | undefined) ?? new MemoryQueueStore();
+  const sent: Sent[] = [];
+  const failed: Array<{ t: number; id: string; device: DeviceKey; reason: FailReason }> = [];
+  const load = new LoadSignal({ clock, histogram: false });
+  const q = new DeliveryQueue({
+    clock,
+    store,
+    load,
+    random: seededRandom(1),
+    storeRetry: false,
+    transmit: (device, env, attempt) => sent.push({ t: clock.now(), device, id: env.id, attempt }),
+    onFailed: (env, device, reason) => failed.push({ t: clock.now(), id: env.id, device, reason }),
+    ...opts,
+  });
+  const ids = (device?: DeviceKey) =>
+    sent.filter((s) => device === undefined || s.device === device).map((s) => s.id);
+  return { clock, store, sent, failed, q, load, ids };
+}
+
+const on = () => true;
+const off = () => false;
+const mid = (n: number): MessageId => messageId(`m${n}`);
+
+describe("DeliveryQueue: redelivery", () => {
+  it("retries on the exact p-retry schedule, then fails once with attempts_exhausted", async () => {
+    const { clock, q, sent, failed, store } = setup({
+      retry: { retries: 3, minTimeout: 1000, factor: 2 },
+    });
+    expect(await q.enqueue(envelope(1), [phone], { online: on })).toEqual({ ok: true });
+    clock.advance(60_000);
+    expect(sent.map((s) => [s.t, s.attempt])).toEqual([
+      [0, 1],
+      [1000, 2],
+      [3000, 3],
+      [7000, 4],
+    ]);
+    expect(failed).toEqual([{ t: 15_000, id: "m1", device: phone, reason: "attempts_exhausted" }]);
+    expect(q.depth).toBe(0);
+    expect(await store.count(phone)).toBe(0);
+    clock.advance(40 * 86_400_000);
+    expect(failed).toHaveLength(1);
+    expect(q.stats).toMatchObject({ transmitted: 4, retried: 3, exhausted: 1, failed: 1 });
+  });
+
+  it("uses each lane's own policy and caps at maxTimeout", async () => {
+    const { clock, q, sent } = setup({
+      retry: { retries: 4, minTimeout: 1000, factor: 2, maxTimeout: 3000 },
+      lanes: { high: { retry: { minTimeout: 100, factor: 3 } } },
+    });
+    await q.enqueue(envelope(1, "high"), [phone], { online: on });
+    await q.enqueue(envelope(2, "low"), [laptop], { online: on });
+    clock.advance(100_000);
+    const times = (d: DeviceKey) => sent.filter((s) => s.device === d).map((s) => s.t);
+    expect(times(phone)).toEqual([0, 100, 400, 1300, 4000]); // 100, 300, 900, 2700
+    expect(times(laptop)).toEqual([0, 1000, 3000, 6000, 9000]); // 1000, 2000, 3000, 3000
+    expect(q.policy("high")).toMatchObject({
+      minTimeout: 100,
+      factor: 3,
+      retries: 4,
+      maxTimeout: 3000,
+    });
+  });
+
+  it("randomize draws jitter from the injected random source", async () => {
+    const policy = { retries: 3, minTimeout: 1000, factor: 2, randomize: true };
+    const { clock, q, sent } = setup({ retry: policy, random: seededRandom("j") });
+    await q.enqueue(envelope(1), [phone], { online: on });
+    clock.advance(100_000);
+    const r = seededRandom("j");
+    const p = resolveRetryPolicy(policy);
+    const d1 = retryDelay(p, 1, r);
+    const d2 = retryDelay(p, 2, r);
+    const d3 = retryDelay(p, 3, r);
+    expect(sent.map((s) => s.t)).toEqual([0, d1, d1 + d2, d1 + d2 + d3]);
+    expect(d1).not.toBe(1000);
+  });
+
+  it("an ack stops the retries and removes the entry from the store", async () => {
+    const { clock, q, sent, failed, store } = setup({ retry: { retries: 3 } });
+    await q.enqueue(envelope(1), [phone, laptop], { online: on });
+    clock.advance(1000);
+    expect(await q.ack(phone, [mid(1), messageId("unknown")])).toBe(1);
+    expect(await q.ack(phone, [mid(1)])).toBe(0);
+    clock.advance(100_000);
+    expect(sent.filter((s) => s.device === phone)).toHaveLength(2);
+    expect(failed.map((f) => f.device)).toEqual([laptop]);
+    expect(await store.count(phone)).toBe(0);
+    expect(q.stats.delivered).toBe(1);
+  });
+
+  it("a transmit that throws counts as a lost transmission", async () => {
+    let calls = 0;
+    const { clock, q } = setup({
+      retry: { retries: 2 },
+      transmit: () => {
+        calls++;
+        throw new Error("socket gone");
+      },
+    });
+    const errors: unknown[] = [];
+    q.on("transmitError", (e) => errors.push(e));
+    await q.enqueue(envelope(1), [phone], { online: on });
+    clock.advance(1000);
+    expect(calls).toBe(2);
+    expect(errors).toHaveLength(2);
+    expect(q.pending(phone)).toBe(1);
+  });
+});
+
+describe("DeliveryQueue: FIFO per device", () => {
+  it("window 1: a later message waits for the earlier one's ack, even across retries", async () => {
+    const { clock, q, ids } = setup({ window: 1 });
+    for (const n of [1, 2, 3]) await q.enqueue(envelope(n), [phone], { online: on });
+    expect(ids()).toEqual(["m1"]);
+    clock.advance(1000); // m1 lost: retried alone
+    expect(ids()).toEqual(["m1", "m1"]);
+    await q.ack(phone, [mid(1)]);
+    expect(ids()).toEqual(["m1", "m1", "m2"]);
+    await q.ack(phone, [mid(2)]);
+    await q.ack(phone, [mid(3)]);
+    expect(ids()).toEqual(["m1", "m1", "m2", "m3"]);
+    expect(q.depth).toBe(0);
+  });
+
+  it("retransmits due entries in order, and never lets a later one go before an earlier one", async () => {
+    const { clock, q, sent } = setup({ window: 3 });
+    for (const n of [1, 2, 3, 4]) await q.enqueue(envelope(n), [phone], { online: on });
+    expect(sent.map((s) => s.id)).toEqual(["m1", "m2", "m3"]);
+    clock.advance(1000);
+    expect(sent.slice(3).map((s) => `${s.id}#${s.attempt}`)).toEqual(["m1#2", "m2#2", "m3#2"]);
+    await q.ack(phone, [mid(2)]); // frees a slot: m4 goes out after everything before it
+    expect(sent.at(-1)?.id).toBe("m4");
+    clock.advance(2000);
+    const round = sent.filter((s) => s.t === 3000).map((s) => `${s.id}#${s.attempt}`);
+    expect(round).toEqual(["m1#3", "m3#3"]);
+  });
+
+  it("keeps FIFO when the router acks synchronously inside transmit", async () => {
+    const order: string[] = [];
+    let q!: DeliveryQueue;
+    const env = setup({
+      window: 1,
+      transmit: (d, e) => {
+        order.push(e.id);
+        void q.ack(d, [e.id]);
+      },
+    });
+    q = env.q;
+    for (const n of [1, 2, 3]) await q.enqueue(envelope(n), [phone], { online: off });
+    q.deviceConnected(phone);
+    await q.enqueue(envelope(4), [phone]);
+    expect(order).toEqual(["m1", "m2", "m3", "m4"]);
+    expect(q.depth).toBe(0);
+    expect(env.clock.pending).toBeLessThanOrEqual(2); // lazy timers: one device, one expiry
+  });
+});
+
+describe("DeliveryQueue: connect and disconnect", () => {
+  it("an offline device gets everything at once, in order, on reconnect; then backoff resumes", async () => {
+    const { clock, q, sent } = setup({ window: 2, retry: { retries: 5 } });
+    for (const [n, p] of [
+      [1, "normal"],
+      [2, "high"],
+      [3, "low"],
+      [4, "normal"],
+      [5, "high"],
+    ] as const) {
+      await q.enqueue(envelope(n, p), [phone], { online: off });
+    }
+    clock.advance(5000);
+    expect(sent).toEqual([]);
+    q.deviceConnected(phone);
+    expect(sent.map((s) => `${s.id}#${s.attempt}@${s.t}`)).toEqual([
+      "m1#1@5000",
+      "m2#1@5000",
+      "m3#1@5000",
+      "m4#1@5000",
+      "m5#1@5000",
+    ]);
+    await q.ack(phone, [mid(3)]);
+    clock.advance(1000);
+    expect(sent.slice(5).map((s) => `${s.id}#${s.attempt}`)).toEqual([
+      "m1#2",
+      "m2#2",
+      "m4#2",
+      "m5#2",
+    ]);
+    q.deviceDisconnected(phone);
+    clock.advance(1_000_000);
+    expect(sent).toHaveLength(9); // retries pause while offline
+    q.deviceConnected(phone);
+    expect(sent.slice(9).map((s) => `${s.id}#${s.attempt}`)).toEqual([
+      "m1#3",
+      "m2#3",
+      "m4#3",
+      "m5#3",
+    ]);
+    clock.advance(3999);
+    expect(sent).toHaveLength(13);
+    clock.advance(1); // the backoff resumes at attempt 3: 4000 ms
+    expect(sent).toHaveLength(17);
+  });
+
+  it("the online predicate of enqueue connects and disconnects devices", async () => {
+    const { q, ids } = setup();
+    await q.enqueue(envelope(1), [phone], { online: off });
+    expect(q.isOnline(phone)).toBe(false);
+    await q.enqueue(envelope(2), [phone], { online: on });
+    expect(q.isOnline(phone)).toBe(true);
+    expect(ids()).toEqual(["m1", "m2"]); // the connect flushed m1 first
+    await q.enqueue(envelope(3), [phone]);
+    expect(ids()).toEqual(["m1", "m2", "m3"]);
+    await q.enqueue(envelope(4), [phone], { online: off });
+    expect(q.isOnline(phone)).toBe(false);
+    expect(ids()).toHaveLength(3);
+  });
+});
+
+describe("DeliveryQueue: expiry", () => {
+  it("an offline device's entries fail with ttl_expired, exactly once each", async () => {
+    const { clock, q, failed, store } = setup({ ttlMs: 10_000 });
+    await q.enqueue(envelope(1), [phone, laptop], { online: off });
+    clock.advance(5000);
+    await q.enqueue(envelope(2), [phone], { online: off });
+    clock.advance(4999);
+    expect(failed).toEqual([]);
+    clock.advance(1);
+    expect(failed.map((f) => `${f.id}:${f.device}:${f.reason}@${f.t}`)).toEqual([
+      `m1:${phone}:ttl_expired@10000`,
+      `m1:${laptop}:ttl_expired@10000`,
+    ]);
+    clock.advance(5000);
+    expect(failed.map((f) => f.id)).toEqual(["m1", "m1", "m2"]);
+    clock.advance(100_000_000);
+    expect(failed).toHaveLength(3);
+    expect(await store.devices()).toEqual([]);
+    expect(q.stats).toMatchObject({ expired: 3, failed: 3, depth: 0, devices: 0 });
+  });
+
+  it("defaults the TTL to 30 days", async () => {
+    const { clock, q, failed } = setup();
+    await q.enqueue(envelope(1), [phone], { online: off });
+    clock.advance(30 * 86_400_000 - 1);
+    expect(failed).toEqual([]);
+    clock.advance(1);
+    expect(failed.map((f) => f.reason)).toEqual(["ttl_expired"]);
+  });
+
+  it("the TTL also ends an entry that is being retried while connected", async () => {
+    const { clock, q, failed, sent } = setup({ ttlMs: 2500, retry: { retries: 10 } });
+    await q.enqueue(envelope(1), [phone], { online: on });
+    clock.advance(10_000);
+    expect(sent.map((s) => s.t)).toEqual([0, 1000]);
+    expect(failed.map((f) => `${f.reason}@${f.t}`)).toEqual(["ttl_expired@2500"]);
+  });
+});
+
+describe("DeliveryQueue: dedupe", () => {
+  it("remembers (sender, client id) for the window and a retried send is delivered once", async () => {
+    const { clock, q, ids } = setup({ dedupeWindowMs: 60_000 });
+    const send = async (e: Envelope) => {
+      const dup = await q.checkDuplicate(e.from, e.clientId);
+      if (dup) return dup;
+      await q.enqueue(e, [phone], { online: on });
+      return undefined;
+    };
+    expect(await send(envelope(1))).toBeUndefined();
+    const retried = { ...envelope(1), id: messageId("m-other"), seq: 99 };
+    expect(await send(retried)).toEqual({
+      messageId: "m1",
+      conversation: "dm:alice:bob",
+      seq: 1,
+      ts: 0,
+    });
+    expect(ids()).toEqual(["m1"]);
+    expect(await q.checkDuplicate(userId("mallory"), envelope(1).clientId)).toBeUndefined();
+    clock.advance(60_000);
+    expect(await q.checkDuplicate(userId("alice"), envelope(1).clientId)).toBeUndefined();
+  });
+
+  it("remember keeps the first record; enqueue can skip remembering", async () => {
+    const { q } = setup();
+    const a = envelope(1);
+    const rec = { messageId: a.id, conversation: a.conversation, seq: 1, ts: 0 };
+    expect(await q.remember(a.from, a.clientId, rec)).toEqual(rec);
+    expect(await q.remember(a.from, a.clientId, { ...rec, seq: 2 })).toEqual(rec);
+    const b = envelope(2);
+    await q.enqueue(b, [phone], { online: off, remember: false });
+    expect(await q.checkDuplicate(b.from, b.clientId)).toBeUndefined();
+  });
+});
+
+describe("DeliveryQueue: bounds", () => {
+  it("refuses over the per-device cap with recipient_queue_full, storing nothing", async () => {
+    const { q, store, ids } = setup({ maxPerDevice: 2 });
+    await q.enqueue(envelope(1), [phone], { online: on });
+    await q.enqueue(envelope(2), [phone], { online: on });
+    const refused: string[] = [];
+    q.on("refused", (e) => refused.push(e.id));
+    const r = await q.enqueue(envelope(3), [laptop, phone], { online: on });
+    expect(r).toEqual({ ok: false, code: "recipient_queue_full", full: [phone] });
+    expect(refused).toEqual(["m3"]);
+    expect(q.pending(laptop)).toBe(0);
+    expect(await store.count(laptop)).toBe(0);
+    expect(ids()).toEqual(["m1", "m2"]);
+    expect(await q.checkDuplicate(userId("alice"), envelope(3).clientId)).toBeUndefined();
+    await q.ack(phone, [mid(1)]);
+    expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({ ok: true });
+    expect(q.stats.refused).toBe(1);
+  });
+
+  it("counts a device listed twice once", async () => {
+    const { q, ids } = setup({ maxPerDevice: 1 });
+    expect(await q.enqueue(envelope(1), [phone, phone], { online: on })).toEqual({ ok: true });
+    expect(ids()).toEqual(["m1"]);
+  });
+});
+
+describe("DeliveryQueue: lanes and load", () => {
+  it("degraded: low is deferred while high goes first; delivered once load falls, none lost", async () => {
+    const { q, load, ids } = setup({ window: 100 });
+    const deferred: string[] = [];
+    q.on("deferred", (_d, e) => deferred.push(e.id));
+    load.setDegraded(true);
+    const plan = [
+      [1, "low"],
+      [2, "normal"],
+      [3, "high"],
+      [4, "low"],
+      [5, "normal"],
+      [6, "high"],
+    ] as const;
+    for (const [n, p] of plan) await q.enqueue(envelope(n, p), [phone], { online: off });
+    q.deviceConnected(phone);
+    expect(ids()).toEqual(["m3", "m6", "m2", "m5"]);
+    expect(deferred).toEqual(["m1", "m4"]);
+    await q.enqueue(envelope(7, "low"), [phone]);
+    await q.enqueue(envelope(8, "high"), [phone]);
+    expect(ids()).toEqual(["m3", "m6", "m2", "m5", "m8"]);
+    expect(q.stats.deferred).toBe(3);
+    load.setDegraded(false);
+    expect(ids()).toEqual(["m3", "m6", "m2", "m5", "m8", "m1", "m4", "m7"]);
+    await q.ack(phone, [1, 2, 3, 4, 5, 6, 7, 8].map(mid));
+    expect(q.depth).toBe(0);
+  });
+
+  it("normal mode keeps plain arrival order across lanes", async () => {
+    const { q, ids } = setup();
+    for (const [n, p] of [
+      [1, "low"],
+      [2, "high"],
+      [3, "normal"],
+    ] as const) {
+      await q.enqueue(envelope(n, p), [phone], { online: off });
+    }
+    q.deviceConnected(phone);
+    expect(ids()).toEqual(["m1", "m2", "m3"]);
+  });
+
+  it("a measured load (queue depth) defers low, and a re-sample releases it when depth falls", async () => {
+    const clock = new ManualClock();
+    let q!: DeliveryQueue;
+    const load = new LoadSignal({
+      clock,
+      histogram: false,
+      depth: () => q.depth,
+      depthThreshold: 3,
+      recoverRatio: 1,
+      sampleIntervalMs: 100,
+    });
+    const sent: string[] = [];
+    q = new DeliveryQueue({
+      clock,
+      load,
+      storeRetry: false,
+      transmit: (_d, e) => sent.push(e.id),
+    });
+    for (const n of [1, 2, 3]) await q.enqueue(envelope(n, "high"), [laptop], { online: off });
+    clock.advance(100);
+    await q.enqueue(envelope(4, "low"), [phone], { online: on }); // samples depth 3: degraded
+    expect(load.degraded).toBe(true);
+    expect(sent).toEqual([]);
+    await q.ack(laptop, [mid(1), mid(2), mid(3)]);
+    clock.advance(99);
+    expect(sent).toEqual([]);
+    clock.advance(1); // the recheck timer samples depth 1 and releases m4
+    expect(sent).toEqual(["m4"]);
+    expect(load.degraded).toBe(false);
+    await q.ack(phone, [mid(4)]);
+    q.close();
+    expect(clock.pending).toBe(0);
+  });
+
+  it("shouldShed sheds only volatile frames, only when degraded", () => {
+    const { q, load } = setup();
+    expect(q.shouldShed(true)).toBe(false);
+    load.setDegraded(true);
+    expect(q.shouldShed(true)).toBe(true);
+    expect(q.shouldShed(false)).toBe(false);
+  });
+});
+
+describe("DeliveryQueue: store", () => {
+  it("recover() rebuilds the schedule from a durable store after a restart: nothing lost", async () => {
+    const store = new MemoryQueueStore();
+    const a = setup({ store, ttlMs: 50_000 });
+    await a.q.enqueue(envelope(1), [phone, laptop], { online: on });
+    await a.q.enqueue(envelope(2, "high"), [phone], { online: off });
+    await a.q.enqueue(envelope(3, "low"), [phone, laptop], { online: off });
+    await a.q.ack(laptop, [mid(1)]);
+    a.clock.advance(10_000);
+    a.q.close(); // the node dies
+
+    const b = setup({ store, ttlMs: 50_000 });
+    b.clock.advanceTo(10_000);
+    expect(await b.q.recover({ online: (d) => d === laptop })).toBe(4);
+    expect(await b.q.recover()).toBe(0); // idempotent
+    expect(b.ids(laptop)).toEqual(["m3"]);
+    b.q.deviceConnected(phone);
+    expect(b.ids(phone)).toEqual(["m1", "m2", "m3"]);
+    await b.q.ack(phone, [mid(1), mid(2)]);
+    b.clock.advanceTo(49_999);
+    expect(b.failed).toEqual([]);
+    b.clock.advanceTo(50_000); // the original expiry still holds
+    expect(b.failed.map((f) => `${f.id}:${f.device}`).sort()).toEqual([
+      `m3:${laptop}`,
+      `m3:${phone}`,
+    ]);
+    expect(await store.devices()).toEqual([]);
+  });
+
+  it("retries a transient store failure with p-retry, in real time", async () => {
+    let failures = 2;
+    const flaky = new (class extends MemoryQueueStore {
+      override async append(...args: Parameters<QueueStore["append"]>) {
+        if (failures-- > 0) throw new Error("ECONNRESET");
+        return super.append(...args);
+      }
+    })();
+    const retriedOk = setup({ store: flaky, storeRetry: { retries: 3, minTimeout: 0 } });
+    expect(await retriedOk.q.enqueue(envelope(1), [phone], { online: on })).toEqual({ ok: true });
+    expect(retriedOk.ids()).toEqual(["m1"]);
+
+    failures = 1;
+    const noRetry = setup({ store: flaky, storeRetry: false });
+    const errors: string[] = [];
+    noRetry.q.on("storeError", (_e, op) => errors.push(op));
+    const err = await noRetry.q.enqueue(envelope(2), [phone], { online: on }).catch((e) => e);
+    expect(isRelayError(err, "store_unavailable")).toBe(true);
+    expect(errors).toEqual(["append"]);
+    expect(noRetry.q.depth).toBe(0);
+  });
+
+  it("does not retry a store error with a definite code", async () => {
+    let calls = 0;
+    const store = new (class extends MemoryQueueStore {
+      override async append(): Promise<never> {
+        calls++;
+        throw new RelayError("internal", "bug");
+      }
+    })();
+    const { q } = setup({ store, storeRetry: { retries: 3, minTimeout: 0 } });
+    const err = await q.enqueue(envelope(1), [phone]).catch((e) => e);
+    expect(isRelayError(err, "internal")).toBe(true);
+    expect(calls).toBe(1);
+  });
+});
+
+describe("DeliveryQueue: options and events", () => {
+  it("rejects bad options with invalid_option", () => {
+    const transmit = () => {};
+    const bad: Array<[Partial<DeliveryQueueOptions>, RegExp]> = [
+      [{ window: 0 }, /Expected `window` to be .* >= 1, got `0`/],
+      [{ maxPerDevice: 1.5 }, /maxPerDevice/],
+      [{ ttlMs: -1 }, /ttlMs/],
+      [{ retry: { retries: -1 } }, /retry\.retries/],
+      [{ lanes: { high: { retry: { factor: -2 } } } }, /lanes\.high\.retry\.factor/],
+    ];
+    for (const [o, msg] of bad) {
+      expect(() => new DeliveryQueue({ transmit, ...o })).toThrow(msg);
+    }
+    expect(() => new DeliveryQueue({} as DeliveryQueueOptions)).toThrow(
+      expect.objectContaining({ code: "invalid_option", path: "transmit" }),
+    );
+  });
+
+  it("emits events and keeps counts for metrics", async () => {
+    const { clock, q } = setup({ retry: { retries: 1 }, ttlMs: 100_000 });
+    const seen: string[] = [];
+    for (const ev of [
+      "enqueued",
+      "transmitted",
+      "retried",
+      "delivered",
+      "expired",
+      "failed",
+    ] as const) {
+      q.on(ev, () => seen.push(ev));
+    }
+    await q.enqueue(envelope(1), [phone], { online: on });
+    await q.ack(phone, [mid(1)]);
+    await q.enqueue(envelope(2), [phone], { online: on });
+    clock.advance(3000);
+    await q.enqueue(envelope(3), [laptop], { online: off });
+    clock.advance(100_000);
+    expect(seen).toEqual([
+      "enqueued",
+      "transmitted",
+      "delivered",
+      "enqueued",
+      "transmitted",
+      "retried",
+      "transmitted",
+      "failed",
+      "enqueued",
+      "expired",
+      "failed",
+    ]);
+    expect(q.stats).toEqual({
+      enqueued: 3,
+      transmitted: 3,
+      retried: 1,
+      deferred: 0,
+      delivered: 1,
+      expired: 1,
+      exhausted: 1,
+      failed: 2,
+      refused: 0,
+      depth: 0,
+      devices: 1,
+    });
+  });
+
+  it("close stops its timers and refuses new work", async () => {
+    const { clock, q } = setup();
+    await q.enqueue(envelope(1), [phone], { online: on });
+    q.close();
+    expect(clock.pending).toBe(0);
+    await expect(q.enqueue(envelope(2), [phone])).rejects.toMatchObject({ code: "closed" });
+  });
+});

@@ -1,0 +1,35 @@
+import {
+  clientMessageId,
+  conversationId,
+  type DeviceKey,
+  deviceId,
+  deviceKey,
+  type Envelope,
+  messageId,
+  type Priority,
+  userId,
+} from "../../src/core/index.js";
+
+/** A test envelope `m<n>` from alice, client id `c<n>`. */
+export function envelope(
+  n: number | string,
+  priority: Priority = "normal",
+  from = "alice",
+): Envelope {
+  return {
+    id: messageId(`m${n}`),
+    clientId: clientMessageId(`c${n}`),
+    from: userId(from),
+    fromDevice: deviceId("a1"),
+    to: { user: userId("bob") },
+    conversation: conversationId(`dm:${from}:bob`),
+    seq: typeof n === "number" ? n : 1,
+    ts: 0,
+    text: `hello ${n}`,
+    priority,
+  };
+}
+
+/** `bob/<name>`. */
+export const dev = (name: string, user = "bob"): DeviceKey =>
+  deviceKey(userId(user), deviceId(name));
