@@ -1,8 +1,12 @@
 /**
- * DeliveryQueue figures. `queue.enqueue_ack`: one enqueue (store append + dedupe record +
- * transmit to a connected device) followed by its ack, in memory, per operation.
+ * DeliveryQueue figures.
+ * - `queue.enqueue_ack`: one enqueue (store append + dedupe record + transmit to a connected
+ *   device) followed by its ack, in memory, per operation.
+ * - `queue.overload`: virtual time. Devices drain through one consumer of fixed capacity;
+ *   the offered load is 2x that capacity (10% high lane, 90% low) for a fixed duration, then
+ *   drains. Value: high-lane p99 wait (enqueue to ack) over the same shape at 0.5x load.
  */
-import type { BenchContext } from "./harness.js";
+
 import {
   clientMessageId,
   conversationId,
@@ -12,9 +16,126 @@ import {
   type Envelope,
   ManualClock,
   messageId,
+  seededRandom,
   userId,
 } from "../src/core/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore } from "../src/queue/index.js";
+import type { BenchContext } from "./harness.js";
+
+interface OverloadRun {
+  highP99: number;
+  lowP99: number;
+  deferred: number;
+  lost: number;
+  failed: number;
+  accepted: number;
+}
+
+const TICK_MS = 10;
+/** Messages the consumer absorbs per tick. */
+const CAPACITY = 100;
+
+/**
+ * Offers `load` x capacity for `seconds` of virtual time, then drains. Every transmission
+ * joins one FIFO consumer that acks `CAPACITY` messages per tick (a node's outbound link).
+ */
+async function overloadRun(
+  load: number,
+  seconds: number,
+  lanes: boolean,
+  order: "fifo" | "priority" = "fifo",
+): Promise<OverloadRun> {
+  const clock = new ManualClock();
+  const random = seededRandom(`overload-${load}`);
+  const devices: DeviceKey[] = [];
+  for (let d = 0; d < 200; d++) devices.push(deviceKey(userId(`u${d}`), deviceId("phone")));
+  const link: Array<{ device: DeviceKey; env: Envelope }> = [];
+  let q!: DeliveryQueue;
+  const signal = new LoadSignal({
+    clock,
+    histogram: false,
+    depth: () => q.backlog,
+    depthThreshold: lanes ? 2 * CAPACITY : Number.MAX_SAFE_INTEGER,
+    recoverRatio: 0.5,
+    sampleIntervalMs: 50,
+  });
+  let failed = 0;
+  q = new DeliveryQueue({
+    clock,
+    random,
+    load: signal,
+    window: 1,
+    order,
+    maxPerDevice: 1_000_000,
+    retry: { retries: 50, minTimeout: 5000, maxTimeout: 30_000 },
+    transmit: (device, env) => link.push({ device, env }),
+    onFailed: () => failed++,
+  });
+  for (const d of devices) q.deviceConnected(d);
+  const waits: [number[], number[], number[]] = [[], [], []];
+  const enqueuedAt = new Map<string, number>();
+  const accepted = new Set<string>();
+  let acked = 0;
+  q.on("delivered", (device, id) => {
+    const key = `${id}|${device}`;
+    if (!accepted.delete(key)) return;
+    acked++;
+  });
+  const lane = { high: 0, normal: 1, low: 2 } as const;
+  let n = 0;
+  let carry = 0;
+  const ticks = (seconds * 1000) / TICK_MS;
+  for (let t = 0; ; t++) {
+    clock.advance(TICK_MS);
+    // The consumer absorbs CAPACITY of last tick's transmissions, in order, and acks each.
+    const batch = link.splice(0, CAPACITY);
+    for (const { device, env } of batch) {
+      const key = `${env.id}|${device}`;
+      if (accepted.has(key)) waits[lane[env.priority]].push(clock.now() - enqueuedAt.get(env.id)!);
+      await q.ack(device, [env.id]);
+    }
+    if (t < ticks) {
+      carry += load * CAPACITY;
+      for (; carry >= 1; carry--) {
+        n++;
+        const priority = random.next() < 0.1 ? "high" : "low";
+        const env: Envelope = {
+          id: messageId(`m${n}`),
+          clientId: clientMessageId(`c${n}`),
+          from: userId("sender"),
+          fromDevice: deviceId("s1"),
+          to: { user: userId("bob") },
+          conversation: conversationId("c"),
+          seq: n,
+          ts: clock.now(),
+          text: "x",
+          priority,
+        };
+        const device = devices[Math.floor(random.next() * devices.length)]!;
+        enqueuedAt.set(env.id, clock.now());
+        accepted.add(`${env.id}|${device}`);
+        const r = await q.enqueue(env, [device], { remember: false });
+        if (!r.ok) accepted.delete(`${env.id}|${device}`);
+      }
+    }
+    if (t >= ticks && q.depth === 0 && link.length === 0) break;
+    if (t > ticks * 20) break;
+  }
+  const p99 = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil(s.length * 0.99) - 1)] ?? 0;
+  };
+  const run = {
+    highP99: p99(waits[0]),
+    lowP99: p99(waits[2]),
+    deferred: q.stats.deferred,
+    lost: accepted.size - failed,
+    failed,
+    accepted: acked + accepted.size,
+  };
+  q.close();
+  return run;
+}
 
 function envelopes(count: number): Envelope[] {
   const out: Envelope[] = [];
@@ -69,5 +190,28 @@ export default async function queueBench(ctx: BenchContext): Promise<void> {
     if (q.depth !== 0 || transmitted !== i) throw new Error("queue.enqueue_ack: lost entries");
     q.close();
     ctx.report({ bench: "queue.enqueue_ack", ops_per_s, store: "memory", devices: devices.length });
+  }
+
+  if (ctx.wants("queue.overload")) {
+    const seconds = 5;
+    const base = await overloadRun(0.5, seconds, true);
+    const loaded = await overloadRun(2, seconds, true);
+    const noLanes = await overloadRun(2, seconds, false);
+    const priority = await overloadRun(2, seconds, true, "priority");
+    ctx.report({
+      bench: "queue.overload",
+      value: loaded.highP99 / Math.max(1, base.highP99),
+      unit: "ratio",
+      deferred: loaded.deferred,
+      lost: loaded.lost,
+      failed: loaded.failed,
+      accepted: loaded.accepted,
+      high_p99_ms: loaded.highP99,
+      unloaded_high_p99_ms: base.highP99,
+      low_p99_ms: loaded.lowP99,
+      no_lanes_ratio: noLanes.highP99 / Math.max(1, base.highP99),
+      priority_order_ratio: priority.highP99 / Math.max(1, base.highP99),
+      priority_order_lost: priority.lost,
+    });
   }
 }

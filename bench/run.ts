@@ -16,13 +16,14 @@ const files = readdirSync(here)
   .filter((f) => f.endsWith(".bench.ts"))
   .sort();
 
-const matches = (name: string) =>
-  filters.length === 0 || filters.some((f) => name.includes(f) || f.startsWith(`${name}.`));
+/** A suite runs when a filter names part of it, or names one of its figures (`suite.figure`). */
+const matches = (suite: string) =>
+  filters.length === 0 || filters.some((f) => suite.includes(f) || f.startsWith(`${suite}.`));
 
 const figures: Figure[] = [];
 for (const file of files) {
   const suite = file.replace(/\.bench\.ts$/, "");
-  if (!matches(suite) && !filters.some((f) => f.startsWith(suite.split("-")[0] ?? suite))) continue;
+  if (!matches(suite)) continue;
   const mod = (await import(pathToFileURL(join(here, file)).href)) as {
     default: (ctx: BenchContext) => Promise<void>;
   };
@@ -46,9 +47,9 @@ if (!json) {
   const rows = figures.map((f) => {
     const { bench, ...rest } = f;
     const main =
-      "ops_per_s" in f
+      typeof f.ops_per_s === "number"
         ? `${Math.round(f.ops_per_s).toLocaleString("en-US")} ops/s`
-        : `${Number(f.value.toPrecision(6)).toLocaleString("en-US")} ${f.unit}`;
+        : `${Number((f.value as number).toPrecision(6)).toLocaleString("en-US")} ${String(f.unit)}`;
     const extra = Object.entries(rest)
       .filter(([k]) => k !== "ops_per_s" && k !== "value" && k !== "unit")
       .map(([k, v]) => `${k}=${typeof v === "number" ? Number(v.toPrecision(4)) : String(v)}`)

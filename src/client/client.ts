@@ -205,6 +205,7 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
   #ackTimer: Timer | undefined;
   #pingTimer: Timer | undefined;
   #pongTimer: Timer | undefined;
+  #lastHeard = 0;
 
   readonly #pending = new Map<string, Pending>();
   readonly #sent = new Map<string, OutgoingRecord>();
@@ -410,6 +411,7 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     this.#connectTimer = undefined;
     this.#state = "open";
     this.#attempt = 0;
+    this.#lastHeard = this.#clock.now();
     if (this.#subscriptions.size > 0) {
       this.#writeUsers("presence.subscribe", [...this.#subscriptions]);
     }
@@ -463,19 +465,26 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     for (const p of this.#pending.values()) p.writtenAt = undefined;
   }
 
-  #schedulePing(): void {
+  /** Pings after `delay` ms unless something arrives meanwhile; a ping unanswered for `pongTimeout` drops the connection. */
+  #schedulePing(delay = this.#pingInterval): void {
     if (this.#pingInterval === 0) return;
     this.#clock.clear(this.#pingTimer);
     this.#pingTimer = this.#clock.setTimeout(() => {
       this.#pingTimer = undefined;
       if (!this.#isOpen()) return;
+      const idle = this.#clock.now() - this.#lastHeard;
+      if (idle < this.#pingInterval) {
+        this.#schedulePing(this.#pingInterval - idle);
+        return;
+      }
       this.#write({ type: "ping", id: this.#ids.next("p") });
       const socket = this.#socket;
       this.#pongTimer ??= this.#clock.setTimeout(
         () => this.#lost(socket, CLIENT_DROP, "ping timeout"),
         this.#pongTimeout,
       );
-    }, this.#pingInterval);
+      this.#schedulePing();
+    }, delay);
   }
 
   // ---- writing ----
@@ -498,10 +507,13 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     let next = Number.POSITIVE_INFINITY;
     for (const p of this.#pending.values()) {
       if (p.writtenAt === undefined) continue;
-      if (now - p.writtenAt >= this.#ackTimeout) this.#writeSend(p);
-      next = Math.min(next, (p.writtenAt ?? now) + this.#ackTimeout);
+      if (now - p.writtenAt >= this.#ackTimeout) {
+        this.#write(p.frame);
+        p.writtenAt = now;
+      }
+      next = Math.min(next, p.writtenAt + this.#ackTimeout);
     }
-    if (next !== Number.POSITIVE_INFINITY && this.#ackTimer === undefined) {
+    if (next !== Number.POSITIVE_INFINITY) {
       this.#ackTimer = this.#clock.setTimeout(() => this.#checkAcks(), Math.max(1, next - now));
     }
   }
@@ -551,11 +563,11 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
 
   #onData(data: unknown): void {
     // Anything from the server proves the connection alive.
+    this.#lastHeard = this.#clock.now();
     if (this.#pongTimer !== undefined) {
       this.#clock.clear(this.#pongTimer);
       this.#pongTimer = undefined;
     }
-    this.#schedulePing();
     const parsed = this.#parser.parseServer(data as RawFrame);
     if (!parsed.ok) {
       this.emit("error", parsed.error);

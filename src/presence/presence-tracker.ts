@@ -5,6 +5,7 @@ import {
   directConversation,
   groupConversation,
   parseOptions,
+  RelayError,
   type SessionId,
   systemClock,
   type Target,
@@ -19,6 +20,16 @@ import { type DeviceRecord, NEVER_SEEN, type UserPresence } from "./status.js";
 
 /** The server `typing` frame the tracker hands to the router. */
 export type TypingFrame = ServerFrameOf<"typing">;
+
+/**
+ * A handle on one tracked device, returned by {@link PresenceTracker.connect}: keep it on the
+ * connection and pass it to {@link PresenceTracker.touchDevice} to skip the id lookups.
+ * Stays valid until the user is forgotten (a stale handle is ignored, never misattributed).
+ */
+export type PresenceHandle = number & { readonly __presenceHandle: true };
+
+const SLOT_BITS = 24;
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
 
 /** A typing state, as in the protocol. */
 export type TypingState = "composing" | "paused";
@@ -134,6 +145,8 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   #armedAt: Float64Array; // head: due time of its live heap entry, NaN if none
   #pubLastSeen: Float64Array; // head: published lastSeen, NaN for null
   #next: Int32Array;
+  #owner: Int32Array; // head slot of each device
+  #gen: Uint8Array; // bumped when a slot is freed, so old handles go stale
   #flags: Uint8Array;
   #used = 0;
   readonly #free: number[] = [];
@@ -170,6 +183,8 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     this.#armedAt = new Float64Array(n);
     this.#pubLastSeen = new Float64Array(n);
     this.#next = new Int32Array(n);
+    this.#owner = new Int32Array(n);
+    this.#gen = new Uint8Array(n);
     this.#flags = new Uint8Array(n);
   }
 
@@ -189,7 +204,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
    * A device connected (counts as activity). `sessionId` lets a late {@link disconnect} of
    * an older session of the same device be ignored.
    */
-  connect(userId: UserId, deviceId: DeviceId, sessionId?: SessionId): void {
+  connect(userId: UserId, deviceId: DeviceId, sessionId?: SessionId): PresenceHandle {
     const now = this.#clock.now();
     const head = this.#index.get(userId) ?? this.#addUser(userId);
     const slot = this.#findDevice(head, deviceId) ?? this.#addDevice(head, deviceId);
@@ -198,6 +213,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     if (sessionId === undefined) this.#sessions.delete(slot);
     else this.#sessions.set(slot, sessionId);
     this.#refresh(head, now);
+    return ((this.#gen[slot]! << SLOT_BITS) | slot) as PresenceHandle;
   }
 
   /**
@@ -248,9 +264,9 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
       if (s >= 0) {
         const now = this.#clock.now();
         this.#lastActive[s] = now;
-        // Online and touched by a connected device: still online, and the armed deadline
-        // re-checks lazily. Nothing else to do.
-        if ((this.#flags[head]! & ONLINE) !== 0 && (this.#flags[s]! & CONNECTED) !== 0) return;
+        // Already online: activity cannot change that, and the armed deadline re-checks
+        // lazily when it fires (later activity only moves the real deadline later).
+        if ((this.#flags[head]! & ONLINE) !== 0) return;
         this.#refresh(head, now);
         return;
       }
@@ -260,6 +276,20 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     const slot = this.#addDevice(h, deviceId);
     this.#lastActive[slot] = now;
     this.#refresh(h, now);
+  }
+
+  /**
+   * {@link touch} through the handle {@link connect} returned: no map lookup, no string
+   * compare, allocation-free. The fastest way for a gateway to report activity.
+   */
+  touchDevice(handle: PresenceHandle): void {
+    const slot = handle & SLOT_MASK;
+    if (this.#gen[slot] !== handle >>> SLOT_BITS || (this.#flags[slot]! & USED) === 0) return;
+    const now = this.#clock.now();
+    this.#lastActive[slot] = now;
+    const head = this.#owner[slot]!;
+    if ((this.#flags[head]! & ONLINE) !== 0) return;
+    this.#refresh(head, now);
   }
 
   /** The user's presence now, exactly (the pure function over the device records). */
@@ -301,6 +331,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
       this.#userIds[s] = undefined;
       this.#deviceIds[s] = undefined;
       this.#sessions.delete(s);
+      this.#gen[s] = (this.#gen[s]! + 1) & 0x7f;
       this.#free.push(s);
       s = n;
     }
@@ -431,6 +462,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   #addUser(userId: UserId): number {
     const head = this.#alloc();
     this.#flags[head] = HEAD | USED;
+    this.#owner[head] = head;
     this.#userIds[head] = userId;
     this.#deviceIds[head] = undefined;
     this.#armedAt[head] = Number.NaN;
@@ -449,6 +481,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     }
     const slot = this.#alloc();
     this.#flags[slot] = USED;
+    this.#owner[slot] = head;
     this.#deviceIds[slot] = deviceId;
     this.#userIds[slot] = undefined;
     this.#lastActive[slot] = Number.NEGATIVE_INFINITY;
@@ -466,6 +499,9 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   #alloc(): number {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
+    if (this.#used > SLOT_MASK) {
+      throw new RelayError("overloaded", `PresenceTracker: more than ${SLOT_MASK + 1} devices`);
+    }
     const slot = this.#used++;
     if (slot === this.#flags.length) this.#grow();
     this.#userIds.push(undefined);
@@ -487,6 +523,15 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     const next = new Int32Array(n);
     next.set(this.#next);
     this.#next = next;
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.#owner = i32(this.#owner);
+    const gen = new Uint8Array(n);
+    gen.set(this.#gen);
+    this.#gen = gen;
     const flags = new Uint8Array(n);
     flags.set(this.#flags);
     this.#flags = flags;
@@ -504,7 +549,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
       const f = this.#flags[s]!;
       const la = this.#lastActive[s]!;
       if (la > newest) newest = la;
-      if (now - la > threshold) continue;
+      if (now - la >= threshold) continue;
       if ((f & CONNECTED) !== 0) {
         online = true;
         if (la + threshold > until) until = la + threshold;

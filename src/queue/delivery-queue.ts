@@ -89,6 +89,12 @@ export interface DeliveryQueueOptions {
    * device even over a lossy link; a reconnect flush sends everything regardless. @default 16
    */
   readonly window?: number;
+  /**
+   * Transmission order across lanes for one device: `"fifo"` keeps arrival order (FIFO per
+   * device, whatever the lane) except in degraded mode; `"priority"` always sends high, then
+   * normal, then low. Within a lane it is always FIFO. @default "fifo"
+   */
+  readonly order?: "fifo" | "priority";
   /** How long (sender, client message id) is remembered for dedupe. @default 24 hours */
   readonly dedupeWindowMs?: number;
   /** The load signal (degraded mode). @default a LoadSignal on event-loop delay and this queue's depth */
@@ -173,6 +179,7 @@ const optionsSchema = z.object({
     .default(30 * DAY),
   maxPerDevice: z.int().min(1).default(10_000),
   window: z.int().min(1).default(16),
+  order: z.enum(["fifo", "priority"]).default("fifo"),
   dedupeWindowMs: z.number().min(0).default(DAY),
   load: z.custom<LoadSignal>((v) => v instanceof LoadSignal).optional(),
   storeRetry: z.union([retryPolicySchema, z.literal(false)]).optional(),
@@ -235,6 +242,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #ttlMs: number;
   readonly #maxPerDevice: number;
   readonly #window: number;
+  readonly #priorityOrder: boolean;
   readonly #dedupeWindowMs: number;
   readonly #storeRetry: RetryPolicy | false;
   readonly #ownsLoad: boolean;
@@ -285,6 +293,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#ttlMs = o.ttlMs;
     this.#maxPerDevice = o.maxPerDevice;
     this.#window = o.window;
+    this.#priorityOrder = o.order === "priority";
     this.#dedupeWindowMs = o.dedupeWindowMs;
     this.#storeRetry =
       options.storeRetry === false
@@ -613,11 +622,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   // ---- transmission -------------------------------------------------------------------
 
-  /** The next entry to transmit: FIFO across lanes, or high then normal (low held) when degraded. */
+  /**
+   * The next entry to transmit: arrival order across lanes (`order: "fifo"`) or high, normal,
+   * low (`"priority"`); always FIFO within a lane. Degraded: high, then normal, low held.
+   */
   #next(state: DeviceState, degraded: boolean): Entry | undefined {
     const h = state.lanes[0][state.sent[0]];
     const n = state.lanes[1][state.sent[1]];
     if (degraded) return h ?? n;
+    if (this.#priorityOrder) return h ?? n ?? state.lanes[2][state.sent[2]];
     const l = state.lanes[2][state.sent[2]];
     let best = h;
     if (n && (!best || n.ord < best.ord)) best = n;

@@ -303,6 +303,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   // Ids released as final, with when to forget them: late duplicates are ignored, not buffered.
   readonly #recent = new Map<MessageId, number>();
   #chain: Promise<unknown> = Promise.resolve();
+  // Interned device keys: every tracked message of a device shares one string.
+  readonly #keys = new Map<UserId, Map<DeviceId, DeviceKey>>();
   #sweeper: Timer | undefined;
   #closed = false;
 
@@ -342,7 +344,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       const seen = new Set<string>();
       for (const r of recipients) {
         if (r.userId === envelope.from) continue;
-        const k = deviceKey(r.userId, r.deviceId);
+        const k = this.#key(r.userId, r.deviceId);
         if (!seen.has(k)) {
           seen.add(k);
           keys.push(k);
@@ -607,6 +609,22 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         ? e
         : new RelayError("store_unavailable", "receipt sweep failed", { cause: e });
     this.emit("error", err);
+  }
+
+  /** The one shared {@link DeviceKey} string of a device (bounded: reset past 100k users). */
+  #key(user: UserId, device: DeviceId): DeviceKey {
+    let byDevice = this.#keys.get(user);
+    if (!byDevice) {
+      if (this.#keys.size >= 100_000) this.#keys.clear();
+      byDevice = new Map();
+      this.#keys.set(user, byDevice);
+    }
+    let k = byDevice.get(device);
+    if (k === undefined) {
+      k = deviceKey(user, device);
+      byDevice.set(device, k);
+    }
+    return k;
   }
 
   #policyFor(group: GroupId): GroupReceiptPolicy {

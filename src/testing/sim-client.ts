@@ -322,10 +322,9 @@ export class SimClient {
         return;
       }
       const transport = this.#transport(c);
-      w.flight(1);
+      // Not counted in flight: if the node dies meanwhile, this never settles.
       gw.open(transport, { user: this.user, device: this.device }).then(
         (server) => {
-          w.flight(-1);
           if (!server) return; // refused: the transport's close already reached us
           if (!c.alive) {
             // We gave up on it meanwhile: the server learns the socket is gone.
@@ -335,7 +334,7 @@ export class SimClient {
           c.server = server;
           this.#down(c, undefined);
         },
-        () => w.flight(-1),
+        () => {},
       );
     }, delay);
   }

@@ -150,6 +150,21 @@ describe("RelayClient: connecting", () => {
     expect(s.closedWith?.code).toBe(4000);
   });
 
+  it("does not ping a connection that keeps talking", () => {
+    const { client, clock } = setup({ pingInterval: 1_000, pongTimeout: 500 });
+    client.connect();
+    const s = FakeSocket.last;
+    s.serverOpen();
+    for (let i = 0; i < 10; i++) {
+      clock.advance(600);
+      s.serverSend({ type: "presence", user: "bob", status: "online", lastSeen: i });
+    }
+    expect(s.framesOf("ping")).toEqual([]);
+    clock.advance(1_000);
+    expect(s.framesOf("ping")).toHaveLength(1);
+    expect(client.state).toBe("open");
+  });
+
   it("refuses bad options with invalid_option", () => {
     const bad = [
       { url: "", token: "t", userId: "a", WebSocket: FakeSocket },
@@ -265,6 +280,23 @@ describe("RelayClient: sending and receipts", () => {
     clock.advance(10_000);
     expect(s.framesOf("send")).toHaveLength(2);
     expect(clock.pending).toBe(0);
+  });
+
+  it("resends each overdue send on its own deadline", () => {
+    const { client, clock } = setup({ ackTimeout: 1_000, pingInterval: 0 });
+    client.connect();
+    const s = FakeSocket.last;
+    s.serverOpen();
+    const a = client.send("bob", "a");
+    clock.advance(500);
+    const b = client.send("bob", "b");
+    const ids = () => s.framesOf("send").map((f) => f.id);
+    clock.advance(500);
+    expect(ids()).toEqual([a.clientId, b.clientId, a.clientId]);
+    clock.advance(499);
+    expect(ids()).toHaveLength(3);
+    clock.advance(1);
+    expect(ids()).toEqual([a.clientId, b.clientId, a.clientId, b.clientId]);
   });
 
   it("applies receipts that overtake the sent receipt", () => {

@@ -85,6 +85,7 @@ describe.runIf(HAVE_CHROMIUM)("browser demo (Chromium)", () => {
     const alice = await open("alice", "bob");
 
     await alice.locator("#text").fill("hello bob");
+    expect(await bob.locator(".typing").textContent()).toBe("alice is typing…");
     await alice.locator("#send").click();
 
     const received = bob.locator("li.msg:not(.mine) .text");

@@ -78,6 +78,7 @@ const configArb = fc.record({
   seed: fc.integer(),
   /** Every third transmission is acked synchronously from inside transmit (an in-process router). */
   syncAck: fc.boolean(),
+  order: fc.constantFrom("fifo" as const, "priority" as const),
 });
 
 describe("DeliveryQueue property", () => {
@@ -106,6 +107,7 @@ describe("DeliveryQueue property", () => {
           random: seededRandom(cfg.seed),
           storeRetry: false,
           window: cfg.window,
+          order: cfg.order,
           ttlMs: cfg.ttlMs,
           maxPerDevice: cfg.maxPerDevice,
           retry: { retries: cfg.retries, minTimeout: 1000, factor: 2, randomize: true },
@@ -190,6 +192,11 @@ describe("DeliveryQueue property", () => {
               load.setDegraded(op.to);
               break;
           }
+          let onlinePending = 0;
+          for (const d of online) onlinePending += q.pending(d);
+          if (q.backlog < 0 || q.backlog > onlinePending) {
+            problems.push(`backlog ${q.backlog} outside [0, ${onlinePending}] after ${op.kind}`);
+          }
         }
 
         // Drain: load falls, everyone connects, time runs until nothing is held.
@@ -206,6 +213,7 @@ describe("DeliveryQueue property", () => {
 
         expect(problems).toEqual([]);
         expect(q.depth).toBe(0);
+        expect(q.backlog).toBe(0);
         expect(await store.devices()).toEqual([]);
         for (const key of accepted) expect(outcome.has(key), `lost ${key}`).toBe(true);
         for (const key of refused) {

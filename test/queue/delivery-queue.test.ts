@@ -380,6 +380,21 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.depth).toBe(0);
   });
 
+  it('order "priority" sends high, normal, low even when not degraded, FIFO within each', async () => {
+    const { q, ids } = setup({ order: "priority" });
+    for (const [n, p] of [
+      [1, "low"],
+      [2, "normal"],
+      [3, "high"],
+      [4, "low"],
+      [5, "high"],
+    ] as const) {
+      await q.enqueue(envelope(n, p), [phone], { online: off });
+    }
+    q.deviceConnected(phone);
+    expect(ids()).toEqual(["m3", "m5", "m2", "m1", "m4"]);
+  });
+
   it("normal mode keeps plain arrival order across lanes", async () => {
     const { q, ids } = setup();
     for (const [n, p] of [
@@ -564,6 +579,7 @@ describe("DeliveryQueue: options and events", () => {
       refused: 0,
       depth: 0,
       devices: 1,
+      backlog: 0,
     });
   });
 

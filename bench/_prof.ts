@@ -1,0 +1,12 @@
+import { createSimulation, scheduleTraffic } from "/work/main/src/testing/index.js";
+const sim = createSimulation({ seed: "bench", nodes: 3, bus: { delay: { min: 1, max: 10 }, drop: 0.01, duplicate: 0.01, reorder: 0.01 }, clients: { delay: { min: 1, max: 20 }, drop: 0.0005 }, traceSize: 100 });
+for (let i = 0; i < 1000; i++) sim.client(`u${i}`);
+scheduleTraffic(sim, { messages: 10000, spanMs: 10000 });
+const t0 = performance.now();
+let steps = 0;
+const orig = sim.clock.advanceTo.bind(sim.clock);
+sim.clock.advanceTo = (t) => { steps++; orig(t); };
+const cpu0 = process.cpuUsage();
+await sim.runUntilQuiet(100000);
+const cpu = process.cpuUsage(cpu0);
+console.log("wall", performance.now() - t0, "cpu", (cpu.user + cpu.system) / 1000, "steps", steps, "trace", sim.traceCount, sim.check().length);
