@@ -1,5 +1,5 @@
 import type { DeviceId, DeviceKey, NodeId, UserId } from "../core/index.js";
-import { deviceKey } from "../core/index.js";
+import { deviceKey, splitDeviceKey } from "../core/index.js";
 import type { DeviceRecord } from "./status.js";
 
 /** One device's presence as a node wrote it to the shared store. */
@@ -59,10 +59,16 @@ export class MemoryPresenceStore implements PresenceStore {
     };
     this.#unlink(record.userId, record.deviceId);
     let devices = this.#byUser.get(record.userId);
-    if (!devices) this.#byUser.set(record.userId, (devices = new Map()));
+    if (!devices) {
+      devices = new Map();
+      this.#byUser.set(record.userId, devices);
+    }
     devices.set(record.deviceId, stored);
     let owned = this.#byNode.get(record.nodeId);
-    if (!owned) this.#byNode.set(record.nodeId, (owned = new Set()));
+    if (!owned) {
+      owned = new Set();
+      this.#byNode.set(record.nodeId, owned);
+    }
     owned.add(deviceKey(record.userId, record.deviceId));
   }
 
@@ -95,11 +101,10 @@ export class MemoryPresenceStore implements PresenceStore {
     this.#leases.delete(nodeId);
     const users = new Set<UserId>();
     for (const key of this.#byNode.get(nodeId) ?? []) {
-      const i = key.indexOf("/");
-      const user = key.slice(0, i) as UserId;
+      const { userId: user, deviceId: device } = splitDeviceKey(key);
       const devices = this.#byUser.get(user);
-      const r = devices?.get(key.slice(i + 1) as DeviceId);
-      if (!devices || !r || !r.connected) continue;
+      const r = devices?.get(device);
+      if (!devices || !r?.connected) continue;
       devices.set(r.deviceId, expired(r, lastHeartbeat));
       users.add(user);
     }

@@ -72,9 +72,7 @@ const optionsSchema = z.object({
   graceMs: z.number().int().min(0).default(5_000),
   coalesceMs: z.number().int().min(0).default(1_000),
   typingTimeoutMs: z.number().int().min(1).default(5_000),
-  privacy: z
-    .custom<PrivacyHook>((v) => typeof v === "function", "a function")
-    .optional(),
+  privacy: z.custom<PrivacyHook>((v) => typeof v === "function", "a function").optional(),
   initialCapacity: z.number().int().min(1).default(1024),
 });
 
@@ -345,7 +343,10 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
    */
   subscribe(viewer: UserId, subjects: readonly UserId[]): void {
     let watching = this.#viewing.get(viewer);
-    if (!watching) this.#viewing.set(viewer, (watching = new Set()));
+    if (!watching) {
+      watching = new Set();
+      this.#viewing.set(viewer, watching);
+    }
     for (const subject of subjects) {
       let entry = this.#subjects.get(subject);
       if (!entry) {
@@ -427,7 +428,10 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
       );
       return;
     }
-    if (!mine) this.#typing.set(from, (mine = new Map()));
+    if (!mine) {
+      mine = new Map();
+      this.#typing.set(from, mine);
+    }
     const created: TypingEntry = {
       to: target,
       conversation:
@@ -573,7 +577,10 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     const f = this.#flags[head]!;
     const was = (f & ONLINE) !== 0;
     const prev = this.#pubLastSeen[head]!;
-    if (was === online && (online || prev === lastSeen || (Number.isNaN(prev) && Number.isNaN(lastSeen)))) {
+    if (
+      was === online &&
+      (online || prev === lastSeen || (Number.isNaN(prev) && Number.isNaN(lastSeen)))
+    ) {
       return;
     }
     this.#flags[head] = online ? f | ONLINE : f & ~ONLINE;

@@ -362,7 +362,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * Removes entries the device acked (`delivered` or `read`); their retries stop. Unknown ids
    * are ignored. Returns how many entries this queue held and removed.
    */
-  ack(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {
+  async ack(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {
     const state = this.#devices.get(device);
     let removed = 0;
     if (state) {
@@ -376,19 +376,14 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       }
       if (removed > 0) this.#afterRemoval(state);
     }
-    if (ids.length === 0) return Promise.resolve(removed);
-    // A plain promise chain rather than an async function: this is the hot path.
-    const call = () => this.#store.remove(device, ids);
-    let p: Promise<number>;
+    if (ids.length === 0) return removed;
     try {
-      p = call();
+      // Awaited directly (no closure on the common path).
+      await this.#store.remove(device, ids);
     } catch (err) {
-      p = Promise.reject(err);
+      await this.#retryIo("remove", () => this.#store.remove(device, ids), err);
     }
-    return p.then(
-      () => removed,
-      (err: unknown) => this.#retryIo("remove", call, err).then(() => removed),
-    );
+    return removed;
   }
 
   /**

@@ -1,3 +1,7 @@
+/**
+ * Receipts: the sent / delivered / read state machine (pure), derived user and group
+ * statuses, the {@link ReceiptTracker} the router drives, and the {@link ReceiptStore} port.
+ */
 export { MemoryReceiptStore } from "./memory-receipt-store.js";
 export type {
   ReceiptMode,

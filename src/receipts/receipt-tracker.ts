@@ -580,7 +580,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** What the tracker holds: tracked messages, entries, pointers and buffered receipts. */
   async size(): Promise<ReceiptTrackerSize> {
-    this.#isRecent("" as MessageId); // prune
+    this.#pruneRecent();
     return { ...(await this.#store.size()), buffered: this.#buffered, recent: this.#recent.size };
   }
 
@@ -773,12 +773,17 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** True when `id` was released as final less than `bufferMs` ago; prunes older entries. */
   #isRecent(id: MessageId): boolean {
+    this.#pruneRecent();
+    return this.#recent.has(id);
+  }
+
+  /** Forgets recently-final ids older than `bufferMs` (insertion order is time order). */
+  #pruneRecent(): void {
     const now = this.#clock.now();
     for (const [old, until] of this.#recent) {
       if (until > now) break;
       this.#recent.delete(old);
     }
-    return this.#recent.has(id);
   }
 
   #bufferReceipt(id: MessageId, p: Pending): void {

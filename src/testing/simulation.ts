@@ -417,15 +417,21 @@ export class Simulation {
 
   /** The messages whose senders got `sent` (or `failed`), with the devices each is owed to. */
   sentMessages(): SentMessage[] {
+    const byUser = new Map<UserId, SimClient[]>();
+    for (const c of this.#clients) {
+      let list = byUser.get(c.user);
+      if (!list) byUser.set(c.user, (list = []));
+      list.push(c);
+    }
     const out: SentMessage[] = [];
     for (const c of this.#clients) {
       for (const o of c.outgoing) {
         if (o.id === undefined || (o.state !== "sent" && o.state !== "failed")) continue;
         const ts = o.ts ?? Number.POSITIVE_INFINITY;
         const recipients: DeviceKey[] = [];
-        for (const other of this.#clients) {
+        const candidates = o.to === c.user ? (byUser.get(c.user) ?? []) : [...(byUser.get(o.to) ?? []), ...(byUser.get(c.user) ?? [])];
+        for (const other of candidates) {
           if (other === c) continue;
-          if (other.user !== o.to && other.user !== c.user) continue;
           if ((this.#linkedAt.get(other.key) ?? 0) > ts) continue;
           recipients.push(other.key);
         }

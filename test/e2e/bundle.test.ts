@@ -25,6 +25,11 @@ describe("bundleClient", () => {
     const out = client.send("bob", "hi");
     expect(out.clientId).toMatch(/^c[0-9a-z]{16}$/);
     expect(FakeSocket.last.framesOf("send")).toHaveLength(1);
+    // zod's English messages survive leaving its other locales out.
+    const errors: string[] = [];
+    client.on("error", (e) => errors.push(e.message));
+    FakeSocket.last.serverSend({ type: "pong" });
+    expect(errors).toEqual([expect.stringMatching(/^ts: .*expected number/)]);
     client.close();
   });
 });

@@ -13,7 +13,8 @@ const devices = [deviceId("p"), deviceId("l")];
 const viewer = userId("viewer");
 
 type Cmd =
-  | { kind: "connect" | "touch"; u: number; d: number }
+  | { kind: "connect"; u: number; d: number }
+  | { kind: "touch"; u: number; d: number }
   | { kind: "disconnect"; u: number; d: number; clean: boolean }
   | { kind: "advance"; ms: number };
 
@@ -41,10 +42,14 @@ class Model {
     const u = users[c.u]!;
     const d = devices[c.d]!;
     let mine = this.records.get(u);
-    if (!mine) this.records.set(u, (mine = new Map()));
+    if (!mine) {
+      mine = new Map();
+      this.records.set(u, mine);
+    }
     const r = mine.get(d);
     if (c.kind === "connect") mine.set(d, { deviceId: d, connected: true, lastActive: now });
-    else if (c.kind === "touch") mine.set(d, { ...(r ?? { deviceId: d, connected: false }), lastActive: now });
+    else if (c.kind === "touch")
+      mine.set(d, { ...(r ?? { deviceId: d, connected: false }), lastActive: now });
     else if (r?.connected) {
       mine.set(d, {
         deviceId: d,

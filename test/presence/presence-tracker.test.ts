@@ -11,9 +11,9 @@ import {
 import {
   audiencePrivacy,
   type PresenceNotification,
-  type PresenceTrackerOptions,
   type PresencePrivacySettings,
   PresenceTracker,
+  type PresenceTrackerOptions,
   type TypingNotification,
 } from "../../src/presence/index.js";
 

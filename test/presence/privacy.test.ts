@@ -13,7 +13,10 @@ const alice = userId("alice");
 const bob = userId("bob");
 const carol = userId("carol");
 
-function world(settings: Record<string, PresencePrivacySettings>, contacts: Record<string, string[]>) {
+function world(
+  settings: Record<string, PresencePrivacySettings>,
+  contacts: Record<string, string[]>,
+) {
   return {
     settingsOf: (u: UserId) => settings[u],
     isContact: (owner: UserId, other: UserId) => contacts[owner]?.includes(other) ?? false,

@@ -66,7 +66,11 @@ describe("presenceOf", () => {
   });
 
   it("compares states", () => {
-    expect(samePresence({ status: "online", lastSeen: null }, { status: "online", lastSeen: null })).toBe(true);
-    expect(samePresence({ status: "offline", lastSeen: 1 }, { status: "offline", lastSeen: 2 })).toBe(false);
+    expect(
+      samePresence({ status: "online", lastSeen: null }, { status: "online", lastSeen: null }),
+    ).toBe(true);
+    expect(
+      samePresence({ status: "offline", lastSeen: 1 }, { status: "offline", lastSeen: 2 }),
+    ).toBe(false);
   });
 });

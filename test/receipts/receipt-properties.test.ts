@@ -2,7 +2,21 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { DeviceId } from "../../src/core/index.js";
 import { receiptRank } from "../../src/receipts/index.js";
-import { alice, b1, b2, bob, dev, dm, envelope, ids, setup } from "./helpers.js";
+import {
+  alice,
+  b1,
+  b2,
+  bob,
+  c1,
+  carol,
+  dev,
+  dm,
+  envelope,
+  ids,
+  setup,
+  team,
+  teamConv,
+} from "./helpers.js";
 
 type Op =
   | { kind: "track"; seq: number }
@@ -85,6 +99,46 @@ describe("ReceiptTracker (properties)", () => {
         // Nothing is left buffered, and read messages are released.
         const size = await tracker.size();
         expect(size.buffered).toBe(0);
+        tracker.close();
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("ReceiptTracker aggregate groups (properties)", () => {
+  const members = [dev(bob, b1), dev(bob, b2), dev(carol, c1)];
+  const groupOp = fc.oneof(
+    fc.record({
+      kind: fc.constant("ack" as const),
+      who: fc.constantFrom<[typeof bob, DeviceId]>([bob, b1], [bob, b2], [carol, c1]),
+      status: fc.constantFrom("delivered" as const, "read" as const),
+    }),
+    fc.record({
+      kind: fc.constant("watermark" as const),
+      who: fc.constantFrom<[typeof bob, DeviceId]>([bob, b1], [carol, c1]),
+    }),
+  );
+
+  it("the sender sees at most one delivered then one read tick, read only once every member read", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(groupOp, { maxLength: 12 }), fc.nat(12), async (ops, trackAt) => {
+        const { tracker, notices } = setup({ groupPolicy: "aggregate" });
+        const track = () => tracker.track(envelope("g1", 1, { group: team }), members);
+        for (let i = 0; i < ops.length; i++) {
+          if (i === trackAt) await track();
+          const op = ops[i]!;
+          if (op.kind === "ack") await tracker.ack(op.who[0], op.who[1], op.status, ids("g1"));
+          else await tracker.watermark(op.who[0], op.who[1], teamConv, 1);
+        }
+        if (trackAt >= ops.length) await track();
+        const seen = notices.filter((n) => n.toUser === alice).map((n) => n.frame.status);
+        expect(["", "delivered", "read", "delivered,read"]).toContain(seen.join(","));
+        const readBy = (u: string) =>
+          ops.some((o) => o.who[0] === u && (o.kind === "watermark" || o.status === "read"));
+        const hasIt = (u: string) => ops.some((o) => o.who[0] === u);
+        expect(seen.includes("read")).toBe(readBy(bob) && readBy(carol));
+        expect(seen.length > 0).toBe(hasIt(bob) && hasIt(carol));
         tracker.close();
       }),
       { numRuns: 200 },

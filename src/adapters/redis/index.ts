@@ -4,7 +4,9 @@
  * Tip: give the ioredis client a `commandTimeout` so a hung server turns into a clear
  * `store_unavailable` error (after retries) instead of a call that never settles.
  */
+export { RedisDeviceRegistry, type RedisDeviceRegistryOptions } from "./device-registry.js";
 export type { RedisClient } from "./lua-script.js";
+export { RedisMessageStore, type RedisMessageStoreOptions } from "./message-store.js";
 export {
   BUS_FORMAT_JSON,
   decodeBusPacket,
@@ -14,4 +16,5 @@ export {
 } from "./node-bus.js";
 export { RedisNodeRegistry, type RedisNodeRegistryOptions } from "./node-registry.js";
 export { DEFAULT_REDIS_RETRY, isTransientRedisError, type RedisRetryPolicy } from "./redis-call.js";
+export { RedisSequenceStore, type RedisSequenceStoreOptions } from "./sequence-store.js";
 export { RedisSessionDirectory, type RedisSessionDirectoryOptions } from "./session-directory.js";

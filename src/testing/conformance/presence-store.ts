@@ -3,7 +3,14 @@
  * user's own) must pass it. Behaviour is checked through the interface only.
  */
 import assert from "node:assert/strict";
-import { type DeviceId, deviceId, type NodeId, nodeId, type UserId, userId } from "../../core/index.js";
+import {
+  type DeviceId,
+  deviceId,
+  type NodeId,
+  nodeId,
+  type UserId,
+  userId,
+} from "../../core/index.js";
 import { type PresenceRecord, type PresenceStore, presenceOf } from "../../presence/index.js";
 import type { ConformanceCase, PortFactory } from "./types.js";
 

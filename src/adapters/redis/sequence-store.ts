@@ -1,0 +1,84 @@
+import { z } from "zod";
+import {
+  type Clock,
+  type ConversationId,
+  parseOptions,
+  RelayError,
+  systemClock,
+} from "../../core/index.js";
+import type { SequenceStore } from "../../router/index.js";
+import type { RedisClient } from "./lua-script.js";
+import {
+  callRedis,
+  isRedisClient,
+  type RedisRetryPolicy,
+  redisCommonShape,
+  retryPolicy,
+} from "./redis-call.js";
+
+/** Options for {@link RedisSequenceStore}. */
+export interface RedisSequenceStoreOptions {
+  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
+  redis: RedisClient;
+  /** Namespace of every key: `<prefix>:seq:{<conversationId>}`. @default "rk" */
+  prefix?: string;
+  /** Paces retries of `current`. @default systemClock */
+  clock?: Clock;
+  /** Retries of transient failures of `current` (never of `next`). @default 3 tries */
+  retry?: Partial<RedisRetryPolicy>;
+}
+
+const schema = z.object({
+  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
+  ...redisCommonShape,
+});
+
+/**
+ * The {@link SequenceStore} on Redis: one counter per conversation, advanced with INCR, so
+ * every node hands out the same total order. The conversation id is the hash tag.
+ * @remarks `next` is not idempotent, so it is tried once: a lost reply may have used up a
+ * number, which leaves a gap (receivers order by seq; they never wait for a gap to fill).
+ */
+export class RedisSequenceStore implements SequenceStore {
+  readonly #redis: RedisClient;
+  readonly #clock: Clock;
+  readonly #retry: RedisRetryPolicy;
+  readonly #prefix: string;
+
+  /** @throws RelayError `invalid_option` */
+  constructor(options: RedisSequenceStoreOptions) {
+    const o = parseOptions(schema, options, "RedisSequenceStore");
+    this.#redis = o.redis;
+    this.#clock = o.clock ?? systemClock;
+    this.#retry = retryPolicy(o.retry);
+    this.#prefix = o.prefix;
+  }
+
+  async next(conversation: ConversationId): Promise<number> {
+    return callRedis(
+      "RedisSequenceStore.next",
+      () => this.#redis.incr(this.#key(conversation)),
+      this.#clock,
+      { ...this.#retry, attempts: 1 },
+    );
+  }
+
+  async current(conversation: ConversationId): Promise<number> {
+    const v = await callRedis(
+      "RedisSequenceStore.current",
+      () => this.#redis.get(this.#key(conversation)),
+      this.#clock,
+      this.#retry,
+    );
+    if (v === null) return 0;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) {
+      throw new RelayError("internal", `RedisSequenceStore: corrupt counter for ${conversation}`);
+    }
+    return n;
+  }
+
+  #key(conversation: ConversationId): string {
+    return `${this.#prefix}:seq:{${conversation}}`;
+  }
+}
