@@ -3,7 +3,6 @@
  * receives a {@link Clock}, {@link RandomSource} or {@link IdSource} through its options;
  * a test greps `src/` to keep it so.
  */
-import { randomBytes } from "node:crypto";
 import type { Clock, Timer } from "./clock.js";
 import type { IdSource, RandomSource } from "./random.js";
 
@@ -39,9 +38,12 @@ export const systemClock: Clock = {
 /** `Math.random()` as a {@link RandomSource}. */
 export const systemRandom: RandomSource = { next: () => Math.random() };
 
-/** Process-unique, cluster-unique ids: 12 random bytes as base64url plus a counter. */
+/** Process-unique, cluster-unique ids: 9 random bytes (Web Crypto, so browsers too) plus a counter. */
 export function systemIds(): IdSource {
-  const base = randomBytes(9).toString("base64url");
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(9));
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  let base = "";
+  for (const b of bytes) base += alphabet[b & 63];
   let n = 0;
   return {
     next(prefix = ""): string {

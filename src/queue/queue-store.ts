@@ -85,6 +85,8 @@ export function sentRecordOf(envelope: Envelope): SentRecord {
 }
 
 interface SentSlot {
+  readonly sender: UserId;
+  readonly clientId: ClientMessageId;
   readonly record: SentRecord;
   readonly expiresAt: number;
 }
@@ -96,7 +98,10 @@ interface SentSlot {
  */
 export class MemoryQueueStore implements QueueStore {
   readonly #byDevice = new Map<DeviceKey, Map<MessageId, QueuedMessage>>();
-  readonly #sent = new Map<string, SentSlot>();
+  readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
+  /** Every slot in insertion order, for the sweep. */
+  #sentOrder: SentSlot[] = [];
+  #sentHead = 0;
   #sweptAt = Number.NEGATIVE_INFINITY;
 
   async append(
@@ -188,13 +193,17 @@ export class MemoryQueueStore implements QueueStore {
     expiresAt: number,
     now: number,
   ): SentRecord {
-    this.#sweep(now);
-    const key = sentKey(sender, clientId);
-    const live = this.#sent.get(key);
+    const live = this.#sent.get(sender)?.get(clientId);
     if (live && live.expiresAt > now) return live.record;
-    // Re-inserting keeps the Map roughly ordered by expiry, which the sweep relies on.
-    this.#sent.delete(key);
-    this.#sent.set(key, { record, expiresAt });
+    this.#sweep(now);
+    let bySender = this.#sent.get(sender);
+    if (!bySender) {
+      bySender = new Map();
+      this.#sent.set(sender, bySender);
+    }
+    const slot: SentSlot = { sender, clientId, record, expiresAt };
+    bySender.set(clientId, slot);
+    this.#sentOrder.push(slot);
     return record;
   }
 
@@ -203,7 +212,7 @@ export class MemoryQueueStore implements QueueStore {
     clientId: ClientMessageId,
     now: number,
   ): Promise<SentRecord | undefined> {
-    const slot = this.#sent.get(sentKey(sender, clientId));
+    const slot = this.#sent.get(sender)?.get(clientId);
     return slot && slot.expiresAt > now ? slot.record : undefined;
   }
 
@@ -215,16 +224,25 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   #sweep(now: number): void {
-    // At most once per second of store time; oldest first, stopping at the first live one.
+    // At most once per second of store time; oldest first, stopping at the first live one
+    // (the queue's dedupe window is constant, so insertion order is expiry order).
     if (now - this.#sweptAt < 1000) return;
     this.#sweptAt = now;
-    for (const [k, slot] of this.#sent) {
+    const order = this.#sentOrder;
+    let i = this.#sentHead;
+    for (; i < order.length; i++) {
+      const slot = order[i]!;
       if (slot.expiresAt > now) break;
-      this.#sent.delete(k);
+      const bySender = this.#sent.get(slot.sender);
+      if (bySender?.get(slot.clientId) === slot) {
+        bySender.delete(slot.clientId);
+        if (bySender.size === 0) this.#sent.delete(slot.sender);
+      }
+    }
+    this.#sentHead = i;
+    if (i > 1024 && i * 2 > order.length) {
+      this.#sentOrder = order.slice(i);
+      this.#sentHead = 0;
     }
   }
-}
-
-function sentKey(sender: UserId, clientId: ClientMessageId): string {
-  return `${sender}\u0000${clientId}`;
 }

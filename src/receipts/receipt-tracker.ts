@@ -300,8 +300,13 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   readonly #readReceipts: ReadReceiptsSetting | undefined;
   readonly #buffer = new Map<MessageId, { entries: Pending[]; timer: Timer | undefined }>();
   #buffered = 0;
-  // Ids released as final, with when to forget them: late duplicates are ignored, not buffered.
+  // Ids released as final, with when to forget them: late duplicates are ignored, not
+  // buffered. A FIFO (arrays + head) beside the map, because deleting a Map's first keys
+  // one by one is O(n) in V8 (its iterator walks the deleted slots).
   readonly #recent = new Map<MessageId, number>();
+  readonly #recentIds: MessageId[] = [];
+  readonly #recentUntil: number[] = [];
+  #recentHead = 0;
   #chain: Promise<unknown> = Promise.resolve();
   // Interned device keys: every tracked message of a device shares one string.
   readonly #keys = new Map<UserId, Map<DeviceId, DeviceKey>>();
@@ -592,6 +597,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     this.#buffer.clear();
     this.#buffered = 0;
     this.#recent.clear();
+    this.#recentIds.length = 0;
+    this.#recentUntil.length = 0;
+    this.#recentHead = 0;
   }
 
   // ---- internals ----
@@ -760,12 +768,11 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       await this.#store.release(release);
       const until = this.#clock.now() + this.#opts.bufferMs;
       for (const id of release) {
-        this.#recent.delete(id);
         this.#recent.set(id, until);
+        this.#recentIds.push(id);
+        this.#recentUntil.push(until);
       }
-      while (this.#recent.size > this.#opts.maxBuffered) {
-        this.#recent.delete(this.#recent.keys().next().value!);
-      }
+      this.#pruneRecent();
     }
     out.flush((n) => this.emit("notify", n));
     if (release.length > 0) this.emit("released", release, "final");
@@ -777,13 +784,24 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     return this.#recent.has(id);
   }
 
-  /** Forgets recently-final ids older than `bufferMs` (insertion order is time order). */
+  /** Forgets recently-final ids older than `bufferMs` or beyond `maxBuffered`, oldest first. */
   #pruneRecent(): void {
     const now = this.#clock.now();
-    for (const [old, until] of this.#recent) {
-      if (until > now) break;
-      this.#recent.delete(old);
+    const ids = this.#recentIds;
+    const until = this.#recentUntil;
+    let h = this.#recentHead;
+    while (h < ids.length && (until[h]! <= now || ids.length - h > this.#opts.maxBuffered)) {
+      const id = ids[h]!;
+      // Only the latest entry of an id counts (an id can be released again after a re-track).
+      if (this.#recent.get(id) === until[h]) this.#recent.delete(id);
+      h++;
     }
+    if (h > 1024 && h * 2 > ids.length) {
+      ids.splice(0, h);
+      until.splice(0, h);
+      h = 0;
+    }
+    this.#recentHead = h;
   }
 
   #bufferReceipt(id: MessageId, p: Pending): void {

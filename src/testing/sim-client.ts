@@ -206,9 +206,9 @@ export class SimClient {
   }
 
   /** Goes online (to `node`, or its current one). Already online to that node does nothing. */
-  connect(node?: NodeId): void {
+  connect(node?: string): void {
     if (node !== undefined && node !== this.node) {
-      this.node = node;
+      this.node = node as NodeId;
       if (this.#conn) this.#closeClean("switch");
     }
     this.#want = true;

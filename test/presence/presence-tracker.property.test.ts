@@ -15,12 +15,14 @@ const viewer = userId("viewer");
 type Cmd =
   | { kind: "connect"; u: number; d: number }
   | { kind: "touch"; u: number; d: number }
+  | { kind: "touchDevice"; u: number; d: number }
   | { kind: "disconnect"; u: number; d: number; clean: boolean }
   | { kind: "advance"; ms: number };
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   fc.record({ kind: fc.constant("connect" as const), u: fc.nat(2), d: fc.nat(1) }),
   fc.record({ kind: fc.constant("touch" as const), u: fc.nat(2), d: fc.nat(1) }),
+  fc.record({ kind: fc.constant("touchDevice" as const), u: fc.nat(2), d: fc.nat(1) }),
   fc.record({
     kind: fc.constant("disconnect" as const),
     u: fc.nat(2),
