@@ -38,7 +38,10 @@ export async function rates(
   await bench.run();
   const out: Record<string, number> = {};
   for (const task of bench.tasks) {
-    const hz = task.result && "throughput" in task.result ? task.result.throughput.mean : 0;
+    // `period` is totalTime / runs. The mean of per-sample throughputs would overstate the rate
+    // (it is the mean of 1/latency, which fast outlier samples inflate).
+    const period = task.result && "period" in task.result ? task.result.period : 0;
+    const hz = period > 0 ? 1000 / period : 0;
     out[task.name] = hz * (cases[task.name]?.batch ?? 1);
   }
   return out;

@@ -1,5 +1,6 @@
 export * from "./core/index.js";
 export * from "./discovery/index.js";
+export * from "./presence/index.js";
 export * from "./gateway/index.js";
 export * from "./groups/index.js";
 export * from "./protocol/index.js";

@@ -76,7 +76,9 @@ export async function simulateSpamFilter(seed: number): Promise<SpamFilterRun> {
   await sim.run(50);
 
   const texts = ["hi bob", "win the LOTTERY now", "lunch at noon?", "cheap viagra"];
-  texts.forEach((t, i) => sim.at(i * 100, () => alice.send(bob.user, t)));
+  texts.forEach((t, i) => {
+    sim.at(i * 100, () => alice.send(bob.user, t));
+  });
   for (let i = 0; i < 20; i++) sim.at(i * 50, () => flooder.send(bob.user, `flood ${i}`));
   await sim.runUntilQuiet();
 

@@ -154,6 +154,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   #timer: Timer | undefined;
   #timerDue = Number.POSITIVE_INFINITY;
   #firing = false;
+  #closed = false;
 
   // ---- subscriptions and typing ----
   readonly #subjects = new Map<UserId, SubjectEntry>();
@@ -412,6 +413,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
    * user who goes offline. Nothing is stored beyond the live timer.
    */
   typing(from: UserId, to: UserId | Target, state: TypingState): void {
+    if (this.#closed) return;
     const target: Target = typeof to === "string" ? { user: to } : to;
     const key = "user" in target ? `u:${target.user}` : `g:${target.group}`;
     let mine = this.#typing.get(from);
@@ -446,8 +448,12 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
     this.#emitTyping(from, created, "composing");
   }
 
-  /** Stops every timer. The tracker keeps its state but schedules nothing more. */
+  /**
+   * Stops every timer. The tracker keeps answering {@link status}, but schedules nothing
+   * more: no deadlines, no coalesced flushes, no typing.
+   */
   close(): void {
+    this.#closed = true;
     this.#clock.clear(this.#timer);
     this.#timer = undefined;
     this.#timerDue = Number.POSITIVE_INFINITY;
@@ -599,6 +605,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   }
 
   #schedule(now: number): void {
+    if (this.#closed) return;
     const due = this.#heap.peekDue();
     if (due >= this.#timerDue) return;
     this.#clock.clear(this.#timer);
@@ -641,7 +648,7 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   /** A subject's published state changed: flush now, or once the coalescing interval ends. */
   #changed(user: UserId, now: number): void {
     const entry = this.#subjects.get(user);
-    if (!entry || entry.timer !== undefined) return;
+    if (!entry || entry.timer !== undefined || this.#closed) return;
     const wait = entry.lastFlush + this.#coalesce - now;
     if (wait <= 0) {
       this.#flush(user, entry, now);

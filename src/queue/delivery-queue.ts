@@ -148,6 +148,7 @@ const DAY = 86_400_000;
 const LANE_INDEX: Record<Priority, 0 | 1 | 2> = { high: 0, normal: 1, low: 2 };
 const LOW = 2;
 const NO_OPTIONS: EnqueueOptions = Object.freeze({});
+const ACCEPTED: EnqueueResult = Object.freeze({ ok: true });
 
 const QUEUE_RETRY_DEFAULTS: RetryPolicy = resolveRetryPolicy(
   { maxTimeout: 60_000 },
@@ -355,7 +356,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       else if (!isOnline && wasOnline) this.#disconnect(state);
       else this.#pump(state, this.#window);
     }
-    return { ok: true };
+    return ACCEPTED;
   }
 
   /**

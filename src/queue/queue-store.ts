@@ -98,6 +98,8 @@ interface SentSlot {
  */
 export class MemoryQueueStore implements QueueStore {
   readonly #byDevice = new Map<DeviceKey, Map<MessageId, QueuedMessage>>();
+  /** How many device maps are empty (kept for reuse). */
+  #empty = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
   /** Every slot in insertion order, for the sweep. */
   #sentOrder: SentSlot[] = [];
@@ -137,6 +139,8 @@ export class MemoryQueueStore implements QueueStore {
       if (!m) {
         m = new Map();
         this.#byDevice.set(d, m);
+      } else if (m.size === 0) {
+        this.#empty--;
       }
       if (m.has(id)) continue;
       m.set(id, message);
@@ -149,6 +153,11 @@ export class MemoryQueueStore implements QueueStore {
     return { ok: true, added };
   }
 
+  #dropEmpty(): void {
+    for (const [d, m] of this.#byDevice) if (m.size === 0) this.#byDevice.delete(d);
+    this.#empty = 0;
+  }
+
   async list(device: DeviceKey): Promise<readonly QueuedMessage[]> {
     return [...(this.#byDevice.get(device)?.values() ?? [])];
   }
@@ -158,7 +167,9 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   async devices(): Promise<readonly DeviceKey[]> {
-    return [...this.#byDevice.keys()];
+    const out: DeviceKey[] = [];
+    for (const [d, m] of this.#byDevice) if (m.size > 0) out.push(d);
+    return out;
   }
 
   async remove(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {
@@ -171,7 +182,11 @@ export class MemoryQueueStore implements QueueStore {
     if (!m) return 0;
     let n = 0;
     for (const id of ids) if (m.delete(id)) n++;
-    if (m.size === 0) this.#byDevice.delete(device);
+    if (n > 0 && m.size === 0) {
+      // Kept for reuse (an online device empties and refills constantly); swept in bulk.
+      this.#empty++;
+      if (this.#empty > 1024 && this.#empty * 2 > this.#byDevice.size) this.#dropEmpty();
+    }
     return n;
   }
 

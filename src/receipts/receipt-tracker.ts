@@ -329,13 +329,14 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /**
    * Starts tracking an accepted message for its recipient devices, frozen now (for a group:
-   * the members' devices at send time). The sender's own devices are left out. Applies
+   * the members' devices at send time), as `{ userId, deviceId }` or {@link DeviceKey}s. The
+   * sender's own devices are left out. Applies
    * receipts that overtook the message. Returns false when already tracked or no recipient.
    * @throws RelayError `invalid_option` for bad `opts`, `closed` after {@link close}
    */
   track(
     envelope: Envelope,
-    recipients: readonly RecipientDevice[],
+    recipients: readonly (RecipientDevice | DeviceKey)[],
     opts: TrackOptions = {},
   ): Promise<boolean> {
     // Skip zod on the hot path when there is nothing to check.
@@ -347,7 +348,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       const at = this.#clock.now();
       const keys: DeviceKey[] = [];
       const seen = new Set<string>();
-      for (const r of recipients) {
+      for (const raw of recipients) {
+        const r = typeof raw === "string" ? splitDeviceKey(raw) : raw;
         if (r.userId === envelope.from) continue;
         const k = this.#key(r.userId, r.deviceId);
         if (!seen.has(k)) {

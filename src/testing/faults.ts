@@ -49,7 +49,10 @@ export const RELIABLE: ResolvedFaults = Object.freeze({
 });
 
 /** Applies defaults and checks ranges. @throws RelayError `invalid_option` */
-export function resolveFaults(f: LinkFaults | undefined, base: ResolvedFaults = RELIABLE): ResolvedFaults {
+export function resolveFaults(
+  f: LinkFaults | undefined,
+  base: ResolvedFaults = RELIABLE,
+): ResolvedFaults {
   const out: ResolvedFaults = {
     delay: f?.delay ?? base.delay,
     drop: f?.drop ?? base.drop,

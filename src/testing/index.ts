@@ -2,7 +2,7 @@
  * `relaykit/testing`: the simulation kit (a deterministic cluster with faults and invariant
  * checkers) and the conformance suites every port implementation can run.
  */
-export * from "./conformance/types.js";
+
 export * from "./conformance/device-registry.js";
 export * from "./conformance/group-store.js";
 export * from "./conformance/message-store.js";
@@ -13,6 +13,7 @@ export * from "./conformance/queue-store.js";
 export * from "./conformance/receipt-store.js";
 export * from "./conformance/sequence-store.js";
 export * from "./conformance/session-directory.js";
+export * from "./conformance/types.js";
 export * from "./faults.js";
 export * from "./fence.js";
 export * from "./invariants.js";

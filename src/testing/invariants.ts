@@ -1,10 +1,4 @@
-import type {
-  ClientMessageId,
-  ConversationId,
-  DeviceKey,
-  MessageId,
-  UserId,
-} from "../core/ids.js";
+import type { ClientMessageId, ConversationId, DeviceKey, MessageId, UserId } from "../core/ids.js";
 
 /** One broken invariant, with enough detail to find it in the trace. */
 export interface Violation {
@@ -55,7 +49,10 @@ function views(devices: Iterable<DeviceView>): Map<DeviceKey, DeviceView> {
  * No loss: every message that got `sent` reached every recipient device that is online at the
  * end, or its sending device got a `failed` receipt for it.
  */
-export function checkNoLoss(messages: Iterable<SentMessage>, devices: Iterable<DeviceView>): Violation[] {
+export function checkNoLoss(
+  messages: Iterable<SentMessage>,
+  devices: Iterable<DeviceView>,
+): Violation[] {
   const byDevice = views(devices);
   const got = new Map<DeviceKey, Set<string>>();
   for (const d of byDevice.values()) got.set(d.device, new Set(d.received.map((r) => r.id)));
@@ -88,7 +85,8 @@ export function checkNoDuplicates(devices: Iterable<DeviceView>): Violation[] {
   for (const d of devices) {
     const seen = new Set<string>();
     for (const r of d.received) {
-      if (seen.has(r.id)) out.push({ invariant: "no-duplicates", message: `${d.device} saw ${r.id} twice` });
+      if (seen.has(r.id))
+        out.push({ invariant: "no-duplicates", message: `${d.device} saw ${r.id} twice` });
       seen.add(r.id);
     }
   }
@@ -148,7 +146,10 @@ export function checkReceiptsMonotonic(
             });
           } else rank.set(k, RANK[r.status]);
           let s = reached.get(id);
-          if (!s) reached.set(id, (s = new Set()));
+          if (!s) {
+            s = new Set();
+            reached.set(id, s);
+          }
           s.add(who);
         }
       } else if (r.status === "failed") {
@@ -214,7 +215,10 @@ export function checkBounded(
   for (const [name, size] of Object.entries(sizes)) {
     const limit = limits[name] ?? 0;
     if (size > limit) {
-      out.push({ invariant: "bounded-state", message: `${name} is ${size} after quiet (limit ${limit})` });
+      out.push({
+        invariant: "bounded-state",
+        message: `${name} is ${size} after quiet (limit ${limit})`,
+      });
     }
   }
   return out;

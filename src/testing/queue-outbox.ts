@@ -1,7 +1,13 @@
 import type { ClientMessageId, DeviceKey, MessageId, UserId } from "../core/ids.js";
 import type { Envelope } from "../core/types.js";
 import { DeliveryQueue, type DeliveryQueueOptions } from "../queue/index.js";
-import type { EnqueueResult, Outbox, OutboxFactory, OutboxHooks, SentInfo } from "../router/index.js";
+import type {
+  EnqueueResult,
+  Outbox,
+  OutboxFactory,
+  OutboxHooks,
+  SentInfo,
+} from "../router/index.js";
 
 /** A {@link DeliveryQueue} seen through the router's {@link Outbox} seam. */
 export interface QueueOutbox extends Outbox {

@@ -98,7 +98,11 @@ export class SimBus {
       for (const n of g) m.set(n, i);
     });
     this.#groups = m;
-    this.#trace?.add(this.#clock.now(), "fault", `partition ${groups.map((g) => `[${g.join(",")}]`).join(" ")}`);
+    this.#trace?.add(
+      this.#clock.now(),
+      "fault",
+      `partition ${groups.map((g) => `[${g.join(",")}]`).join(" ")}`,
+    );
   }
 
   /** Ends the partition. */
@@ -148,7 +152,10 @@ export class SimBus {
 
   #subscribe(node: NodeId, h: BusHandler): void {
     let set = this.#handlers.get(node);
-    if (!set) this.#handlers.set(node, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(node, set);
+    }
     set.add(h);
   }
 
@@ -160,7 +167,8 @@ export class SimBus {
     this.stats.published++;
     this.#onActivity();
     const now = this.#clock.now();
-    const f = this.#links.size > 0 ? (this.#links.get(`${from}>${to}`) ?? this.#faults) : this.#faults;
+    const f =
+      this.#links.size > 0 ? (this.#links.get(`${from}>${to}`) ?? this.#faults) : this.#faults;
     if (!this.canReach(from, to)) {
       this.stats.unreachable++;
       this.#trace?.add(now, "bus", `${from}->${to} partitioned ${describePacket(packet)}`);
@@ -197,7 +205,11 @@ export class SimBus {
     const set = this.#handlers.get(to);
     if (!set || set.size === 0 || !this.canReach(from, to)) {
       this.stats.unreachable++;
-      this.#trace?.add(this.#clock.now(), "bus", `${from}->${to} unreachable ${describePacket(packet)}`);
+      this.#trace?.add(
+        this.#clock.now(),
+        "bus",
+        `${from}->${to} unreachable ${describePacket(packet)}`,
+      );
       return;
     }
     this.stats.delivered++;

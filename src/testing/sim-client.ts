@@ -227,7 +227,8 @@ export class SimClient {
    * and goes out on the next connection.
    */
   send(to: UserId, text: string): ClientMessageId {
-    const clientId = `${this.user}.${this.device}.${(++this.#sendSeq).toString(36)}` as ClientMessageId;
+    const clientId =
+      `${this.user}.${this.device}.${(++this.#sendSeq).toString(36)}` as ClientMessageId;
     const rec: OutgoingRecord = {
       clientId,
       to,
@@ -268,6 +269,17 @@ export class SimClient {
   sendFrame(frame: ClientFrame | Record<string, unknown>): void {
     const c = this.#conn;
     if (c?.open) this.#up(c, JSON.stringify(frame));
+  }
+
+  /** Users whose presence this device subscribed to (restored after every reconnect). */
+  readonly subscriptions = new Set<UserId>();
+
+  /** Subscribes to users' presence; the subscription is sent again after each reconnect. */
+  subscribePresence(users: readonly string[]): void {
+    for (const u of users) this.subscriptions.add(u as UserId);
+    const c = this.#conn;
+    if (c?.open && users.length > 0)
+      this.#up(c, JSON.stringify({ type: "presence.subscribe", users }));
   }
 
   /** The record of one of its sends. */
@@ -346,7 +358,11 @@ export class SimClient {
       },
       close: (code: number, reason: string) => {
         if (!c.alive) return;
-        this.#world.trace.add(this.#world.clock.now(), "client", `${this.key} closed by server ${code} ${reason}`);
+        this.#world.trace.add(
+          this.#world.clock.now(),
+          "client",
+          `${this.key} closed by server ${code} ${reason}`,
+        );
         c.server = undefined;
         this.#break(c, `server closed ${code}`, false);
       },
@@ -402,6 +418,9 @@ export class SimClient {
     c.open = true;
     this.connects++;
     w.trace.add(w.clock.now(), "client", `${this.key} open on ${c.node}`);
+    if (this.subscriptions.size > 0) {
+      this.#up(c, JSON.stringify({ type: "presence.subscribe", users: [...this.subscriptions] }));
+    }
     for (const rec of this.outgoing) if (rec.state === "pending") this.#transmitSend(rec);
   }
 
@@ -441,7 +460,10 @@ export class SimClient {
     const server = c.server;
     c.server = undefined;
     if (server) {
-      const delay = Math.max(sampleDelay(w.clientFaults().delay, w.random), c.lastUp - w.clock.now());
+      const delay = Math.max(
+        sampleDelay(w.clientFaults().delay, w.random),
+        c.lastUp - w.clock.now(),
+      );
       w.flight(1);
       w.clock.setTimeout(() => {
         w.flight(-1);
@@ -519,7 +541,8 @@ export class SimClient {
           }
           this.receipts.push({ at: now, status: "sent", ids: [frame.id] });
         } else if (frame.status === "failed") {
-          const rec = frame.clientId === undefined ? undefined : this.#byClientId.get(frame.clientId);
+          const rec =
+            frame.clientId === undefined ? undefined : this.#byClientId.get(frame.clientId);
           if (rec && rec.state !== "refused") {
             rec.state = "failed";
             rec.reason = frame.reason;
@@ -574,14 +597,20 @@ export class SimClient {
         const ids = this.#ackBatch;
         this.#ackBatch = [];
         for (let i = 0; i < ids.length; i += 256) {
-          this.#up(c, JSON.stringify({ type: "receipt", status: "delivered", ids: ids.slice(i, i + 256) }));
+          this.#up(
+            c,
+            JSON.stringify({ type: "receipt", status: "delivered", ids: ids.slice(i, i + 256) }),
+          );
         }
       }
       if (this.#readBatch.length > 0 && c.alive) {
         const ids = this.#readBatch;
         this.#readBatch = [];
         for (let i = 0; i < ids.length; i += 256) {
-          this.#up(c, JSON.stringify({ type: "receipt", status: "read", ids: ids.slice(i, i + 256) }));
+          this.#up(
+            c,
+            JSON.stringify({ type: "receipt", status: "read", ids: ids.slice(i, i + 256) }),
+          );
         }
       }
     });

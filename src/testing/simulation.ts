@@ -10,13 +10,8 @@ import {
   type UserId,
 } from "../core/ids.js";
 import { type RandomSource, seededRandom, sequentialIds } from "../core/random.js";
-import { Gateway } from "../gateway/index.js";
-import {
-  DeliveryQueue,
-  LoadSignal,
-  MemoryQueueStore,
-  type RetryPolicy,
-} from "../queue/index.js";
+import { Gateway, type GatewayOptions } from "../gateway/index.js";
+import { DeliveryQueue, LoadSignal, MemoryQueueStore, type RetryPolicy } from "../queue/index.js";
 import {
   MemoryDeviceRegistry,
   MemoryMessageStore,
@@ -28,22 +23,30 @@ import {
   type RouterHooks,
   type RouterOptions,
 } from "../router/index.js";
-import { type Delay, type LinkFaults, type ResolvedFaults, resolveFaults, sampleDelay } from "./faults.js";
+import {
+  type Delay,
+  type LinkFaults,
+  type ResolvedFaults,
+  resolveFaults,
+  sampleDelay,
+} from "./faults.js";
 import { fence, NodeClock } from "./fence.js";
 import {
   checkBounded,
   checkFifo,
   checkNoDuplicates,
   checkNoLoss,
+  checkPresence,
   checkReceiptsMonotonic,
   type DeviceView,
+  type PresenceObservation,
   type SentMessage,
   type Violation,
 } from "./invariants.js";
 import { type QueueOutbox, wrapQueue } from "./queue-outbox.js";
 import { settle } from "./settle.js";
-import { type AckMode, type ClientWorld, type SimCredentials, SimClient } from "./sim-client.js";
 import { SimBus, type SimBusEndpoint } from "./sim-bus.js";
+import { type AckMode, type ClientWorld, SimClient, type SimCredentials } from "./sim-client.js";
 import { TraceBuffer } from "./trace.js";
 
 /**
@@ -58,7 +61,11 @@ import { TraceBuffer } from "./trace.js";
  * - `memory`: each router's default `MemoryOutbox` (no retries, lost on crash).
  * - a function: builds the outbox factory for one node incarnation.
  */
-export type SimOutbox = "per-node" | "cluster" | "memory" | ((ctx: SimNodeContext) => OutboxFactory);
+export type SimOutbox =
+  | "per-node"
+  | "cluster"
+  | "memory"
+  | ((ctx: SimNodeContext) => OutboxFactory);
 
 /** What a custom outbox or router builder gets for one node incarnation. */
 export interface SimNodeContext {
@@ -98,6 +105,11 @@ export interface SimulationOptions {
   readonly hooks?: RouterHooks;
   /** More router options per node (ports the lead wires in later: receipts, presence, groups). */
   readonly router?: (ctx: SimNodeContext) => Partial<RouterOptions>;
+  /** More gateway options per node (a `presence` adapter, limits). */
+  readonly gateway?: (
+    ctx: SimNodeContext,
+    router: Router,
+  ) => Partial<Omit<GatewayOptions<SimCredentials>, "router" | "authenticate">>;
   /** How long after a crash the cluster drops the dead node's sessions (discovery's TTL). @default 3000 */
   readonly failureDetectionMs?: number;
   /** `runUntilQuiet` stops after this long without network activity. @default 10000 */
@@ -149,7 +161,13 @@ interface NodeState {
   endpoint: SimBusEndpoint;
 }
 
-const DEFAULT_RETRY: Partial<RetryPolicy> = { retries: 8, factor: 2, minTimeout: 500, maxTimeout: 4000, randomize: false };
+const DEFAULT_RETRY: Partial<RetryPolicy> = {
+  retries: 8,
+  factor: 2,
+  minTimeout: 500,
+  maxTimeout: 4000,
+  randomize: false,
+};
 
 /**
  * A deterministic chat cluster in one process: N nodes (router + gateway each) under one
@@ -214,29 +232,29 @@ export class Simulation {
       },
     });
     this.#clientFaults = resolveFaults(options.clients);
-    const sim = this;
     const reconnect = options.reconnect ?? { min: 50, max: 500 };
     this.#world = {
       clock: this.clock,
       random: this.random,
       trace: this.#trace,
-      clientFaults: () => sim.#clientFaults,
+      clientFaults: () => this.#clientFaults,
       gateway: (node) => {
-        const n = sim.#nodes.find((s) => s.id === node);
+        const n = this.#nodes.find((s) => s.id === node);
         return n?.up ? n.gateway : undefined;
       },
-      nodeIds: () => sim.#nodes.map((n) => n.id),
-      reconnectDelay: () => sampleDelay(reconnect, sim.random),
+      nodeIds: () => this.#nodes.map((n) => n.id),
+      reconnectDelay: () => sampleDelay(reconnect, this.random),
       flight: (d) => {
-        sim.#inFlight += d;
-        sim.#lastActivity = sim.clock.now();
+        this.#inFlight += d;
+        this.#lastActivity = this.clock.now();
       },
     };
     const names =
       typeof options.nodes === "object"
         ? options.nodes
         : Array.from({ length: options.nodes ?? 3 }, (_, i) => `n${i + 1}`);
-    if (names.length < 1) throw new RelayError("invalid_option", "Simulation: Expected `nodes` to be >= 1");
+    if (names.length < 1)
+      throw new RelayError("invalid_option", "Simulation: Expected `nodes` to be >= 1");
     if ((options.outbox ?? "cluster") === "cluster") this.#cluster = this.#makeClusterQueue();
     for (const name of names) this.#nodes.push(this.#boot(name as NodeId, 1));
   }
@@ -274,7 +292,8 @@ export class Simulation {
     if (this.#clientByKey.has(key)) {
       throw new RelayError("invalid_option", `Simulation: client \`${key}\` already exists`);
     }
-    const node = (spec.node ?? this.#nodes[this.#clients.length % this.#nodes.length]!.id) as NodeId;
+    const node = (spec.node ??
+      this.#nodes[this.#clients.length % this.#nodes.length]!.id) as NodeId;
     this.#node(node);
     const c = new SimClient(this.#world, {
       user: u,
@@ -420,7 +439,10 @@ export class Simulation {
     const byUser = new Map<UserId, SimClient[]>();
     for (const c of this.#clients) {
       let list = byUser.get(c.user);
-      if (!list) byUser.set(c.user, (list = []));
+      if (!list) {
+        list = [];
+        byUser.set(c.user, list);
+      }
       list.push(c);
     }
     const out: SentMessage[] = [];
@@ -429,7 +451,10 @@ export class Simulation {
         if (o.id === undefined || (o.state !== "sent" && o.state !== "failed")) continue;
         const ts = o.ts ?? Number.POSITIVE_INFINITY;
         const recipients: DeviceKey[] = [];
-        const candidates = o.to === c.user ? (byUser.get(c.user) ?? []) : [...(byUser.get(o.to) ?? []), ...(byUser.get(c.user) ?? [])];
+        const candidates =
+          o.to === c.user
+            ? (byUser.get(c.user) ?? [])
+            : [...(byUser.get(o.to) ?? []), ...(byUser.get(c.user) ?? [])];
         for (const other of candidates) {
           if (other === c) continue;
           if ((this.#linkedAt.get(other.key) ?? 0) > ts) continue;
@@ -479,10 +504,31 @@ export class Simulation {
   }
 
   /**
-   * Runs every invariant checker on the run so far. `bounded-state` is checked only when every
-   * client is online (otherwise queues legitimately hold messages for offline devices).
+   * One observation per (device, subscribed subject): the presence that device last saw, for
+   * {@link checkPresence}.
    */
-  check(options: { bounded?: boolean } = {}): Violation[] {
+  presenceObservations(): PresenceObservation[] {
+    const out: PresenceObservation[] = [];
+    for (const c of this.#clients) {
+      for (const subject of c.subscriptions) {
+        out.push({ viewer: c.key, subject, seen: c.presence.get(subject)?.status });
+      }
+    }
+    return out;
+  }
+
+  /** Whether some device of the user is connected now (the truth presence converges to). */
+  isOnline(user: string): boolean {
+    return this.#clients.some((c) => c.user === user && c.online);
+  }
+
+  /**
+   * Runs every invariant checker on the run so far. `bounded-state` is checked only when every
+   * client is online (otherwise queues legitimately hold messages for offline devices);
+   * `presence` only when asked, since presence needs a gateway `presence` adapter
+   * (see {@link SimulationOptions.gateway}).
+   */
+  check(options: { bounded?: boolean; presence?: boolean } = {}): Violation[] {
     const views = this.deviceViews();
     const sent = this.sentMessages();
     const out = [
@@ -493,6 +539,9 @@ export class Simulation {
     ];
     const allOnline = this.#clients.every((c) => c.online);
     if (options.bounded ?? allOnline) out.push(...checkBounded(this.sizes()));
+    if (options.presence) {
+      out.push(...checkPresence(this.presenceObservations(), (u) => this.isOnline(u)));
+    }
     return out;
   }
 
@@ -500,7 +549,7 @@ export class Simulation {
    * Throws an Error naming the seed, the violations and the last trace events when any
    * invariant is broken.
    */
-  assertInvariants(options: { bounded?: boolean } = {}): void {
+  assertInvariants(options: { bounded?: boolean; presence?: boolean } = {}): void {
     const v = this.check(options);
     if (v.length > 0) throw new Error(this.report(v));
   }
@@ -635,9 +684,10 @@ export class Simulation {
       trace.add(this.clock.now(), "node", `${id} error ${err.code}: ${err.message}`);
     });
     const gateway = new Gateway<SimCredentials>({
-      router,
       clock,
       ids,
+      ...this.#opts.gateway?.(ctx, router),
+      router,
       authenticate: (c) => ({ userId: c.user, deviceId: c.device }),
     });
     gateway.on("error", (err) => {
@@ -649,9 +699,10 @@ export class Simulation {
       void this.#dropSessions(id, router).then(async () => {
         if (queue && clock.alive) {
           const n = await queue.recover({
-            online: (d) => this.directory.lookupSync(splitDeviceKey(d).userId).some(
-              (s) => s.deviceId === splitDeviceKey(d).deviceId,
-            ),
+            online: (d) =>
+              this.directory
+                .lookupSync(splitDeviceKey(d).userId)
+                .some((s) => s.deviceId === splitDeviceKey(d).deviceId),
           });
           trace.add(this.clock.now(), "node", `${id} recovered ${n} queue entries`);
         }

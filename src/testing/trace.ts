@@ -30,7 +30,7 @@ export class TraceBuffer {
   add(t: number, kind: string, detail: string): void {
     let h = this.#hash;
     h = Math.imul(h ^ (t | 0), 16777619);
-    h = Math.imul(h ^ ((t * 1000) % 1000 | 0), 16777619);
+    h = Math.imul(h ^ (((t * 1000) % 1000) | 0), 16777619);
     for (let i = 0; i < kind.length; i++) h = Math.imul(h ^ kind.charCodeAt(i), 16777619);
     for (let i = 0; i < detail.length; i++) h = Math.imul(h ^ detail.charCodeAt(i), 16777619);
     this.#hash = h >>> 0;

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { type DeviceId, deviceId, ManualClock, type UserId, userId } from "../../src/core/index.js";
 import {
   type DeviceRecord,
+  type PresenceHandle,
   PresenceTracker,
   presenceOf,
   type UserPresence,
@@ -52,7 +53,10 @@ class Model {
     if (c.kind === "connect") mine.set(d, { deviceId: d, connected: true, lastActive: now });
     else if (c.kind === "touch")
       mine.set(d, { ...(r ?? { deviceId: d, connected: false }), lastActive: now });
-    else if (r?.connected) {
+    else if (c.kind === "touchDevice") {
+      // only devices that connected once have a handle; the test skips the others
+      if (r) mine.set(d, { ...r, lastActive: now });
+    } else if (r?.connected) {
       mine.set(d, {
         deviceId: d,
         connected: false,
@@ -81,6 +85,7 @@ describe("PresenceTracker properties", () => {
           const model = new Model(graceMs);
           const lastFrame = new Map<UserId, UserPresence>();
           const lastChange = new Map<UserId, UserPresence>();
+          const handles = new Map<string, PresenceHandle>();
           tracker.on("notify", ({ viewer: v, frame }) => {
             expect(v).toBe(viewer);
             lastFrame.set(frame.user as UserId, { status: frame.status, lastSeen: frame.lastSeen });
@@ -98,9 +103,14 @@ describe("PresenceTracker properties", () => {
           };
           for (const c of cmds) {
             if (c.kind === "advance") clock.advance(c.ms);
-            else if (c.kind === "connect") tracker.connect(users[c.u]!, devices[c.d]!);
-            else if (c.kind === "touch") tracker.touch(users[c.u]!, devices[c.d]!);
-            else tracker.disconnect(users[c.u]!, devices[c.d]!, { clean: c.clean });
+            else if (c.kind === "connect") {
+              handles.set(`${c.u}/${c.d}`, tracker.connect(users[c.u]!, devices[c.d]!));
+            } else if (c.kind === "touch") tracker.touch(users[c.u]!, devices[c.d]!);
+            else if (c.kind === "touchDevice") {
+              const h = handles.get(`${c.u}/${c.d}`);
+              if (h === undefined) continue;
+              tracker.touchDevice(h);
+            } else tracker.disconnect(users[c.u]!, devices[c.d]!, { clean: c.clean });
             model.apply(c, clock.now());
             check();
           }

@@ -375,3 +375,49 @@ describe("PresenceTracker: options", () => {
     );
   });
 });
+
+describe("PresenceTracker: device handles", () => {
+  it("touchDevice records activity like touch, without the lookups", () => {
+    const { clock, tracker } = setup();
+    const h = tracker.connect(alice, phone);
+    tracker.connect(alice, laptop);
+    clock.advanceTo(8_000);
+    tracker.touchDevice(h);
+    clock.advanceTo(17_999);
+    expect(tracker.status(alice).status).toBe("online");
+    clock.advanceTo(18_000);
+    expect(tracker.status(alice)).toEqual({ status: "offline", lastSeen: 8_000 });
+    clock.advanceTo(19_000);
+    tracker.touchDevice(h);
+    expect(tracker.status(alice).status).toBe("online");
+  });
+
+  it("a handle of a forgotten user goes stale and is ignored, even when its slot is reused", () => {
+    const { clock, tracker } = setup();
+    const h = tracker.connect(alice, phone);
+    tracker.forget(alice);
+    tracker.connect(bob, phone); // reuses the freed slot
+    clock.advanceTo(20_000);
+    tracker.touchDevice(h);
+    expect(tracker.status(bob)).toEqual({ status: "offline", lastSeen: 0 });
+    expect(tracker.status(alice)).toEqual({ status: "offline", lastSeen: null });
+  });
+});
+
+describe("PresenceTracker: close", () => {
+  it("cancels every timer and schedules none after", () => {
+    const { clock, tracker, typing } = setup({ coalesceMs: 1_000 });
+    tracker.subscribe(bob, [alice]);
+    tracker.connect(alice, phone);
+    tracker.disconnect(alice, phone, { clean: true });
+    tracker.typing(carol, bob, "composing");
+    expect(clock.pending).toBeGreaterThan(0);
+    tracker.close();
+    expect(clock.pending).toBe(0);
+    tracker.connect(carol, phone);
+    tracker.typing(carol, alice, "composing");
+    expect(clock.pending).toBe(0);
+    expect(tracker.status(carol).status).toBe("online");
+    expect(typing).toHaveLength(1);
+  });
+});

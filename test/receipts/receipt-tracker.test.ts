@@ -244,6 +244,37 @@ describe("ReceiptTracker buffering", () => {
   });
 });
 
+describe("ReceiptTracker late duplicates and retries", () => {
+  it("remembers final ids for bufferMs only, and at most maxBuffered of them", async () => {
+    const { tracker, clock } = setup({ bufferMs: 1000, maxBuffered: 2 });
+    for (let i = 1; i <= 3; i++) {
+      await tracker.track(envelope(`m${i}`, i), bobDevices);
+      await tracker.ack(bob, b1, "read", ids(`m${i}`));
+    }
+    // m1 fell out (only two remembered): its late duplicate is buffered as unknown.
+    expect((await tracker.size()).recent).toBe(2);
+    expect((await tracker.ack(bob, b2, "read", ids("m1"))).buffered).toEqual(["m1"]);
+    expect((await tracker.ack(bob, b2, "read", ids("m3"))).ignored).toEqual([
+      { id: "m3", reason: "final" },
+    ]);
+    clock.advance(1000);
+    expect((await tracker.size()).recent).toBe(0);
+  });
+
+  it("a retried track returns false and keeps the state", async () => {
+    const { tracker, take } = setup();
+    expect(await tracker.track(envelope("m1", 1), bobDevices)).toBe(true);
+    await tracker.ack(bob, b1, "delivered", ids("m1"));
+    take();
+    expect(await tracker.track(envelope("m1", 1), bobDevices)).toBe(false);
+    expect((await tracker.info(messageId("m1")))?.status).toBe("delivered");
+    expect(await tracker.track(envelope("m2", 2), [dev(alice, a2)])).toBe(false);
+    // Device keys work too (what the router's outbox holds).
+    expect(await tracker.track(envelope("m3", 3), [deviceKey(bob, b1)])).toBe(true);
+    expect(await tracker.size()).toMatchObject({ messages: 2, entries: 3 });
+  });
+});
+
 describe("ReceiptTracker privacy", () => {
   it("a user with read receipts off: the sender sees delivered, never read; read sync still works", async () => {
     const off = new Set([bob]);

@@ -13,7 +13,12 @@ import {
 
 const conv = "dm:alice:bob" as ConversationId;
 const alice = "alice" as UserId;
-const msg = (id: string, seq: number) => ({ id: id as MessageId, from: alice, conversation: conv, seq });
+const msg = (id: string, seq: number) => ({
+  id: id as MessageId,
+  from: alice,
+  conversation: conv,
+  seq,
+});
 const view = (device: string, over: Partial<DeviceView> = {}): DeviceView => ({
   device: device as DeviceKey,
   online: true,
@@ -40,12 +45,18 @@ describe("invariant checkers", () => {
   });
 
   it("no-duplicates", () => {
-    expect(checkNoDuplicates([view("bob/d1", { received: [msg("m1", 1), msg("m1", 1)] })])).toHaveLength(1);
-    expect(checkNoDuplicates([view("bob/d1", { received: [msg("m1", 1), msg("m2", 2)] })])).toEqual([]);
+    expect(
+      checkNoDuplicates([view("bob/d1", { received: [msg("m1", 1), msg("m1", 1)] })]),
+    ).toHaveLength(1);
+    expect(checkNoDuplicates([view("bob/d1", { received: [msg("m1", 1), msg("m2", 2)] })])).toEqual(
+      [],
+    );
   });
 
   it("fifo: seq must increase per (conversation, sender) at a device", () => {
-    expect(checkFifo([view("bob/d1", { received: [msg("m2", 2), msg("m1", 1)] })])[0]!.invariant).toBe("fifo");
+    expect(
+      checkFifo([view("bob/d1", { received: [msg("m2", 2), msg("m1", 1)] })])[0]!.invariant,
+    ).toBe("fifo");
     expect(checkFifo([view("bob/d1", { received: [msg("m1", 1), msg("m3", 3)] })])).toEqual([]);
   });
 
@@ -87,8 +98,12 @@ describe("invariant checkers", () => {
         truth,
       ),
     ).toEqual([]);
-    expect(checkPresence([{ viewer, subject: "bob" as UserId, seen: undefined }], truth)).toHaveLength(1);
-    expect(checkPresence([{ viewer, subject: "dave" as UserId, seen: "online" }], truth)).toHaveLength(1);
+    expect(
+      checkPresence([{ viewer, subject: "bob" as UserId, seen: undefined }], truth),
+    ).toHaveLength(1);
+    expect(
+      checkPresence([{ viewer, subject: "dave" as UserId, seen: "online" }], truth),
+    ).toHaveLength(1);
   });
 
   it("bounded state: sizes over their limit", () => {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, it } from "vitest";
-import { createSimulation, scheduleTraffic, type Simulation } from "../../src/testing/index.js";
+import { createSimulation, type Simulation, scheduleTraffic } from "../../src/testing/index.js";
 
 /** One scheduled fault: what, where (an index wrapped onto nodes or clients), when and for how long. */
 const faultArb = fc.record({
@@ -85,10 +85,12 @@ describe("simulation property", () => {
         await play(sim);
         // FIFO per device needs an ordered, lossless bus today: a reconnect flush sends every
         // entry at once, and a lost one is retried after later ones landed (see fifo.test.ts).
-        const v = sim.check({ bounded: true }).filter((x) => x.invariant !== "fifo" || w.busDrop === 0);
+        const v = sim
+          .check({ bounded: true })
+          .filter((x) => x.invariant !== "fifo" || w.busDrop === 0);
         if (v.length > 0) throw new Error(sim.report(v, 40));
       }),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   });
 
@@ -100,7 +102,7 @@ describe("simulation property", () => {
         const v = sim.check({ bounded: true }).filter((x) => x.invariant !== "fifo");
         if (v.length > 0) throw new Error(sim.report(v, 40));
       }),
-      { numRuns: 30 },
+      { numRuns: 20 },
     );
   });
 });

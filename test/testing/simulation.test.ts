@@ -3,8 +3,8 @@ import type { UserId } from "../../src/core/index.js";
 import {
   createSimulation,
   receivedIds,
-  scheduleTraffic,
   type SimulationOptions,
+  scheduleTraffic,
 } from "../../src/testing/index.js";
 
 /** A small busy world: 6 users (two with a second device), 80 messages over 2 s. */

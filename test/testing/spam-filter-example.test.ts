@@ -13,7 +13,10 @@ describe("example: a spam filter tested in a simulated 3-node cluster", () => {
         "cheap viagra": "forbidden_sender",
       });
       expect(run.flood).toEqual({ sent: 5, rate_limited: 15 });
-      expect(run.bobReceived.filter((t) => !t.startsWith("flood"))).toEqual(["hi bob", "lunch at noon?"]);
+      expect(run.bobReceived.filter((t) => !t.startsWith("flood"))).toEqual([
+        "hi bob",
+        "lunch at noon?",
+      ]);
       expect(run.bobReceived.filter((t) => t.startsWith("flood"))).toEqual(
         [0, 1, 2, 3, 4].map((i) => `flood ${i}`),
       );

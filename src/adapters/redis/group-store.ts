@@ -196,7 +196,7 @@ export class RedisGroupStore implements GroupStore {
   ): Promise<AddMembersResult> {
     const k = this.#keys(groupId);
     const r = (await this.#call("addMembers", () =>
-      ADD.run(this.#redis, [k[0], k[1]], [limit, ...userIds]),
+      ADD.run(this.#redis, [k[0], k[1]], [Math.min(limit, Number.MAX_SAFE_INTEGER), ...userIds]),
     )) as [string, unknown?];
     if (r[0] === "not_found") return { status: "not_found" };
     if (r[0] === "full") return { status: "full", size: Number(r[1]) };
@@ -240,14 +240,10 @@ export class RedisGroupStore implements GroupStore {
   }
 
   async delete(groupId: GroupId): Promise<boolean> {
-    const k = this.#keys(groupId);
-    const n = await this.#call("delete", () =>
-      // One key per command is atomic enough: meta goes first, so the group is gone at once.
-      this.#redis.del(k[0]),
-    );
-    await this.#call("delete", () => this.#redis.del(k[1], k[2]));
+    // One DEL of keys in one slot is atomic; meta always exists while the group does.
+    const n = await this.#call("delete", () => this.#redis.del(...this.#keys(groupId)));
     await this.#call("delete", () => this.#redis.srem(this.#index, groupId));
-    return n === 1;
+    return n > 0;
   }
 
   async ids(): Promise<readonly GroupId[]> {
@@ -262,19 +258,15 @@ export class RedisGroupStore implements GroupStore {
     const { members, admins, ...rest } = group;
     await this.#call(op, () => this.#redis.sadd(this.#index, group.id));
     return (await this.#call(op, () =>
-      STORE.run(
-        this.#redis,
-        this.#keys(group.id),
-        [
-          onlyIfNew ? "1" : "0",
-          JSON.stringify(rest),
-          group.name,
-          group.receipts,
-          members.length,
-          ...members,
-          ...admins,
-        ],
-      ),
+      STORE.run(this.#redis, this.#keys(group.id), [
+        onlyIfNew ? "1" : "0",
+        JSON.stringify(rest),
+        group.name,
+        group.receipts,
+        members.length,
+        ...members,
+        ...admins,
+      ]),
     )) as number;
   }
 

@@ -12,7 +12,12 @@ import {
   type Priority,
   userId,
 } from "../../core/index.js";
-import type { QueuedMessage, QueueStore, SentRecord } from "../../queue/index.js";
+import {
+  type QueuedMessage,
+  type QueueStore,
+  type SentRecord,
+  sentRecordOf,
+} from "../../queue/index.js";
 import type { ConformanceCase, PortFactory } from "./types.js";
 
 const alice = userId("alice");
@@ -158,6 +163,50 @@ export function queueStoreConformance(factory: PortFactory<QueueStore>): Conform
       assert.deepEqual(await s.getSent(alice, c, 3000), record(1));
       assert.deepEqual(await s.putSent(alice, c, record(3), 9000, 6000), record(3));
       assert.deepEqual(await s.getSent(alice, c, 7000), record(3));
+    }),
+
+    use("append with dedupeUntil also records the sent receipt, first write winning", async (s) => {
+      const m = message(1);
+      await s.append(m, [phone], 10, 5000);
+      assert.deepEqual(
+        await s.getSent(alice, clientMessageId("c1"), 4999),
+        sentRecordOf(m.envelope),
+      );
+      assert.equal(await s.getSent(alice, clientMessageId("c1"), 5000), undefined);
+      const other = {
+        ...message(2),
+        envelope: { ...message(2).envelope, clientId: clientMessageId("c1") },
+      };
+      await s.append(other, [phone], 10, 6000);
+      assert.deepEqual(
+        await s.getSent(alice, clientMessageId("c1"), 2000),
+        sentRecordOf(m.envelope),
+      );
+    }),
+
+    use("a refused append records no sent receipt", async (s) => {
+      await s.append(message(1), [phone], 1);
+      const r = await s.append(message(2), [phone], 1, 5000);
+      assert.equal(r.ok, false);
+      assert.equal(await s.getSent(alice, clientMessageId("c2"), 1000), undefined);
+    }),
+
+    use("dedupe records expire independently over time", async (s) => {
+      for (let n = 0; n < 30; n++) {
+        await s.putSent(alice, clientMessageId(`c${n}`), record(n), 10_000 + n * 1000, n * 100);
+      }
+      const now = 25_500; // c0..c15 have expired
+      await s.putSent(alice, clientMessageId("late"), record(99), now + 10_000, now);
+      for (let n = 0; n < 30; n++) {
+        const got = await s.getSent(alice, clientMessageId(`c${n}`), now);
+        assert.deepEqual(got, n <= 15 ? undefined : record(n), `c${n}`);
+      }
+      assert.deepEqual(await s.getSent(alice, clientMessageId("late"), now), record(99));
+      assert.deepEqual(
+        await s.putSent(alice, clientMessageId("c3"), record(3), now + 5000, now),
+        record(3),
+      );
+      assert.deepEqual(await s.getSent(alice, clientMessageId("c3"), now + 4999), record(3));
     }),
 
     use("many devices and messages stay separate", async (s) => {

@@ -1,0 +1,180 @@
+import type { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { RedisQueueStore } from "../../../src/adapters/redis/index.js";
+import {
+  clientMessageId,
+  conversationId,
+  type DeviceKey,
+  deviceId,
+  deviceKey,
+  type Envelope,
+  isRelayError,
+  ManualClock,
+  messageId,
+  userId,
+} from "../../../src/core/index.js";
+import { DeliveryQueue, type QueuedMessage } from "../../../src/queue/index.js";
+import { queueStoreConformance } from "../../../src/testing/conformance/queue-store.js";
+import { connectRedis, redisFixture, redisUrl, startRedisServer } from "./redis-helpers.js";
+
+const url = redisUrl();
+
+function envelope(n: number): Envelope {
+  return {
+    id: messageId(`m${n}`),
+    clientId: clientMessageId(`c${n}`),
+    from: userId("alice"),
+    fromDevice: deviceId("a1"),
+    to: { user: userId("bob") },
+    conversation: conversationId("dm:alice:bob"),
+    seq: n,
+    ts: n,
+    text: `hello ${n}`,
+    priority: n % 3 === 0 ? "low" : "normal",
+  };
+}
+
+const queued = (n: number): QueuedMessage => ({
+  envelope: envelope(n),
+  enqueuedAt: n,
+  expiresAt: n + 1000,
+});
+
+describe.skipIf(!url)("RedisQueueStore", () => {
+  const redis = redisFixture("queue");
+  let shared: Redis | undefined;
+  const client = async () => (shared ??= await redis.client());
+  afterAll(() => redis.close());
+
+  describe("conformance", () => {
+    for (const c of queueStoreConformance({
+      create: async () => new RedisQueueStore({ redis: await client(), prefix: redis.subPrefix() }),
+    })) {
+      it(c.name, c.run);
+    }
+  });
+
+  it("a node restart loses no accepted message: a new DeliveryQueue recovers and delivers all", async () => {
+    const prefix = redis.subPrefix("restart");
+    const clock = new ManualClock(0);
+    const phone = deviceKey(userId("bob"), deviceId("phone"));
+    const laptop = deviceKey(userId("bob"), deviceId("laptop"));
+
+    // Node A accepts 50 messages for two offline devices, gets 10 acked by the phone, dies.
+    const a = new DeliveryQueue({
+      store: new RedisQueueStore({ redis: await redis.client(), prefix }),
+      transmit: () => {},
+      clock,
+    });
+    for (let n = 1; n <= 50; n++) {
+      expect(await a.enqueue(envelope(n), [phone, laptop])).toEqual({ ok: true });
+    }
+    await a.ack(
+      phone,
+      Array.from({ length: 10 }, (_, i) => messageId(`m${i + 1}`)),
+    );
+    a.close(); // the process is gone: nothing of A's memory is used below
+
+    // Node B starts on its own connection and recovers from Redis.
+    const sent: string[] = [];
+    const b = new DeliveryQueue({
+      store: new RedisQueueStore({ redis: await redis.client(), prefix }),
+      transmit: (device, env) => sent.push(`${device}#${env.id}`),
+      clock,
+      window: 1000,
+    });
+    expect(await b.recover({ online: () => true })).toBe(90);
+    const at = (d: DeviceKey) =>
+      sent.filter((s) => s.startsWith(`${d}#`)).map((s) => s.split("#")[1]);
+    expect(at(phone)).toEqual(Array.from({ length: 40 }, (_, i) => `m${i + 11}`));
+    expect(at(laptop)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i + 1}`));
+    // Dedupe survives too: a retried send of c5 is answered from the record A wrote.
+    expect((await b.checkDuplicate(userId("alice"), clientMessageId("c5")))?.messageId).toBe("m5");
+    b.close();
+  });
+
+  it("the envelope is stored once and dropped when the last device acks", async () => {
+    const c = await client();
+    const prefix = redis.subPrefix("refs");
+    const s = new RedisQueueStore({ redis: c, prefix });
+    const devices = Array.from({ length: 300 }, (_, i) =>
+      deviceKey(userId(`u${i}`), deviceId("d")),
+    );
+    expect(await s.append(queued(1), devices, 10)).toEqual({ ok: true, added: 300 });
+    expect(await c.hlen(`{${prefix}:q}:env`)).toBe(1);
+    for (const d of devices.slice(0, 299)) await s.remove(d, [messageId("m1")]);
+    expect(await c.hlen(`{${prefix}:q}:env`)).toBe(1);
+    await s.remove(devices[299]!, [messageId("m1"), messageId("m1")]);
+    expect(await c.hlen(`{${prefix}:q}:env`)).toBe(0);
+    expect(await s.devices()).toEqual([]);
+  });
+
+  it("concurrent appends from two nodes never exceed the cap, all or nothing", async () => {
+    const prefix = redis.subPrefix("cap");
+    const a = new RedisQueueStore({ redis: await redis.client(), prefix });
+    const b = new RedisQueueStore({ redis: await redis.client(), prefix });
+    const phone = deviceKey(userId("bob"), deviceId("phone"));
+    const laptop = deviceKey(userId("bob"), deviceId("laptop"));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, n) => (n % 2 ? a : b).append(queued(n), [phone, laptop], 25)),
+    );
+    expect(results.filter((r) => r.ok).length).toBe(25);
+    expect(await a.count(phone)).toBe(25);
+    expect((await b.list(laptop)).map((m) => m.envelope.id)).toEqual(
+      (await a.list(phone)).map((m) => m.envelope.id),
+    );
+  });
+
+  it("expired dedupe records are swept as new ones are written", async () => {
+    const c = await client();
+    const prefix = redis.subPrefix("sweep");
+    const s = new RedisQueueStore({ redis: c, prefix });
+    const rec = { messageId: messageId("m"), conversation: conversationId("c"), seq: 1, ts: 1 };
+    for (let i = 0; i < 150; i++)
+      await s.putSent(userId("a"), clientMessageId(`c${i}`), rec, 100 + i, 0);
+    await s.putSent(userId("a"), clientMessageId("late"), rec, 10_000, 5000);
+    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(51);
+    await s.putSent(userId("a"), clientMessageId("later"), rec, 10_000, 5000);
+    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(2);
+  });
+
+  it("a lost connection gives store_unavailable", async () => {
+    const c = await redis.client({ enableOfflineQueue: false, retryStrategy: () => null });
+    const s = new RedisQueueStore({
+      redis: c,
+      prefix: redis.subPrefix("dead"),
+      retry: { minDelayMs: 1 },
+    });
+    c.disconnect();
+    const err = await s.devices().catch((e: unknown) => e);
+    expect(isRelayError(err, "store_unavailable")).toBe(true);
+  });
+
+  it("with AOF (appendfsync always) a Redis crash (SIGKILL) loses no accepted entry", async () => {
+    const server = await startRedisServer({
+      args: ["--appendonly", "yes", "--appendfsync", "always"],
+    });
+    try {
+      const c1 = await connectRedis(server.url);
+      const s1 = new RedisQueueStore({ redis: c1, prefix: "aof" });
+      const phone = deviceKey(userId("bob"), deviceId("phone"));
+      for (let n = 1; n <= 100; n++) await s1.append(queued(n), [phone], 1000, 10_000);
+      await s1.remove(phone, [messageId("m1")]);
+      await server.kill();
+      c1.disconnect();
+      await server.start();
+      const c2 = await connectRedis(server.url);
+      const s2 = new RedisQueueStore({ redis: c2, prefix: "aof" });
+      expect(await s2.devices()).toEqual([phone]);
+      expect((await s2.list(phone)).map((m) => m.envelope.id)).toEqual(
+        Array.from({ length: 99 }, (_, i) => `m${i + 2}`),
+      );
+      expect(await s2.getSent(userId("alice"), clientMessageId("c7"), 0)).toMatchObject({
+        messageId: "m7",
+      });
+      c2.disconnect();
+    } finally {
+      await server.dispose();
+    }
+  });
+});

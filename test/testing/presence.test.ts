@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import type { UserId } from "../../src/core/index.js";
+import type { GatewayPresence } from "../../src/gateway/index.js";
+import { PresenceTracker } from "../../src/presence/index.js";
+import type { Router } from "../../src/router/index.js";
+import { createSimulation, type SimNodeContext } from "../../src/testing/index.js";
+
+/** A per-node presence adapter over the PresenceTracker (what the lead will wire for real). */
+function presenceFor(ctx: SimNodeContext, router: Router): { presence: GatewayPresence } {
+  const tracker = new PresenceTracker({ clock: ctx.clock, thresholdMs: 3_600_000, coalesceMs: 0 });
+  tracker.on("notify", (n) => void router.toUser(n.viewer, n.frame));
+  return {
+    presence: {
+      connected: (s) => {
+        tracker.connect(s.userId, s.deviceId, s.sessionId);
+      },
+      disconnected: (s, clean) =>
+        tracker.disconnect(s.userId, s.deviceId, { clean, sessionId: s.sessionId }),
+      touch: (u, d) => tracker.touch(u, d),
+      subscribe: (viewer, users) => tracker.subscribe(viewer.session.userId, users),
+      unsubscribe: (viewer, users) => tracker.unsubscribe(viewer.session.userId, users),
+    },
+  };
+}
+
+describe("presence convergence", () => {
+  it("a subscriber's view converges to who is connected (one node)", async () => {
+    const sim = createSimulation({
+      seed: "presence",
+      nodes: 1,
+      gateway: presenceFor,
+      clients: { drop: 0.02 },
+    });
+    const carol = sim.client("carol");
+    const alice = sim.client("alice");
+    const bob = sim.client("bob");
+    carol.subscribePresence(["alice", "bob"]);
+    await sim.run(50);
+    carol.subscribePresence(["alice", "bob"]);
+    sim.at(100, () => alice.disconnect());
+    sim.at(300, () => bob.disconnect());
+    sim.at(900, () => bob.connect());
+    for (let i = 0; i < 20; i++) sim.at(i * 50, () => bob.send(carol.user, `m${i}`));
+    await sim.runUntilQuiet();
+    expect(sim.isOnline("alice")).toBe(false);
+    expect(sim.isOnline("bob")).toBe(true);
+    expect(carol.presence.get("alice" as UserId)?.status).toBe("offline");
+    expect(sim.check({ presence: true, bounded: false })).toEqual([]);
+  });
+
+  it("the checker reports a viewer that never learned a subject came online", async () => {
+    const sim = createSimulation({ seed: "presence-2", nodes: 1 }); // no presence adapter
+    const carol = sim.client("carol");
+    sim.client("alice");
+    carol.subscribePresence(["alice"]);
+    await sim.runUntilQuiet();
+    const v = sim.check({ presence: true });
+    expect(v.map((x) => x.invariant)).toEqual(["presence"]);
+  });
+});
