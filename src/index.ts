@@ -1,6 +1,7 @@
 export * from "./core/index.js";
 export * from "./discovery/index.js";
 export * from "./presence/index.js";
+export * from "./receipts/index.js";
 export * from "./gateway/index.js";
 export * from "./groups/index.js";
 export * from "./protocol/index.js";

@@ -66,3 +66,9 @@ export interface SystemEvent {
   readonly actor: UserId;
   readonly members: readonly UserId[];
 }
+
+/**
+ * Who hears about group receipts: `none` (the seed's default: they are expensive),
+ * `aggregate` (one tick when all members reached a state) or `per-member` (message info).
+ */
+export type GroupReceiptPolicy = "none" | "aggregate" | "per-member";

@@ -1,11 +1,9 @@
 import type { GroupId, UserId } from "../core/ids.js";
 import type { SystemEvent } from "../core/types.js";
 
-/**
- * How a group's messages get receipts: `none` (the default: group receipts are expensive),
- * `aggregate` (one tick when every member reached a state) or `per-member`.
- */
-export type GroupReceiptPolicy = "none" | "aggregate" | "per-member";
+export type { GroupReceiptPolicy } from "../core/types.js";
+
+import type { GroupReceiptPolicy } from "../core/types.js";
 
 /** Every {@link GroupReceiptPolicy}, for validation. */
 export const GROUP_RECEIPT_POLICIES = ["none", "aggregate", "per-member"] as const;

@@ -16,7 +16,6 @@ export {
   type DeviceInfo,
   type DroppedReceipt,
   type FailedResult,
-  type GroupReceiptPolicy,
   type IgnoredReason,
   type MemberInfo,
   type MessageInfo,

@@ -34,7 +34,9 @@ import {
 } from "./status.js";
 
 /** How a group message's delivered/read ticks reach its sender. @default "none" */
-export type GroupReceiptPolicy = "none" | "aggregate" | "per-member";
+export type { GroupReceiptPolicy } from "../core/types.js";
+
+import type { GroupReceiptPolicy } from "../core/types.js";
 
 /** One recipient device, as the router resolved it at send time. */
 export interface RecipientDevice {

@@ -9,6 +9,7 @@ import {
   splitDeviceKey,
   type UserId,
 } from "../core/ids.js";
+import { assertInteger } from "../core/options.js";
 import { type RandomSource, seededRandom, sequentialIds } from "../core/random.js";
 import { Gateway, type GatewayOptions } from "../gateway/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore, type RetryPolicy } from "../queue/index.js";
@@ -253,13 +254,36 @@ export class Simulation {
       typeof options.nodes === "object"
         ? options.nodes
         : Array.from({ length: options.nodes ?? 3 }, (_, i) => `n${i + 1}`);
-    if (names.length < 1)
-      throw new RelayError("invalid_option", "Simulation: Expected `nodes` to be >= 1");
+    if (names.length < 1 || new Set(names).size !== names.length) {
+      throw new RelayError(
+        "invalid_option",
+        "Simulation: Expected `nodes` to be >= 1 distinct names",
+        {
+          path: "nodes",
+        },
+      );
+    }
+    if (typeof options.seed !== "number" && typeof options.seed !== "string") {
+      throw new RelayError(
+        "invalid_option",
+        "Simulation: Expected `seed` to be a number or a string",
+        {
+          path: "seed",
+        },
+      );
+    }
+    assertInteger("Simulation", "failureDetectionMs", options.failureDetectionMs ?? 0, 0);
+    assertInteger("Simulation", "quietMs", options.quietMs ?? 1, 1);
     if ((options.outbox ?? "cluster") === "cluster") this.#cluster = this.#makeClusterQueue();
     for (const name of names) this.#nodes.push(this.#boot(name as NodeId, 1));
   }
 
   // ---- world ------------------------------------------------------------------------
+
+  /** The cluster-wide DeliveryQueue when `outbox` is `"cluster"` (the default). */
+  get queue(): DeliveryQueue | undefined {
+    return this.#cluster?.queue;
+  }
 
   /** Every node, in order. */
   get nodes(): readonly SimNode[] {
