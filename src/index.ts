@@ -5,5 +5,6 @@ export * from "./receipts/index.js";
 export * from "./gateway/index.js";
 export * from "./groups/index.js";
 export * from "./protocol/index.js";
+export * from "./queue/index.js";
 export * from "./router/index.js";
 export * from "./sharding/index.js";

@@ -246,7 +246,10 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
   }
 
   /** The transport closed (cleanly or not): forget the session; its messages stay queued. */
-  async closed(connection: Connection, opts: { clean?: boolean; code?: number; reason?: string } = {}): Promise<void> {
+  async closed(
+    connection: Connection,
+    opts: { clean?: boolean; code?: number; reason?: string } = {},
+  ): Promise<void> {
     const conn = this.#conns.get(connection.session.sessionId);
     if (!conn) return;
     this.#conns.delete(conn.session.sessionId);
@@ -255,7 +258,10 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       await this.router.disconnect(conn.session.sessionId);
       await this.#presence?.disconnected(conn.session, opts.clean ?? true);
     } catch (cause) {
-      this.emit("error", new RelayError("store_unavailable", "failed to unregister a session", { cause }));
+      this.emit(
+        "error",
+        new RelayError("store_unavailable", "failed to unregister a session", { cause }),
+      );
     }
     this.emit("close", conn, opts.code ?? 1000, opts.reason ?? "");
   }
@@ -298,7 +304,11 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
   async close(): Promise<void> {
     for (const conn of [...this.#conns.values()]) {
       conn.transport.close(CLOSE_CODES.goingAway, "server shutting down");
-      await this.closed(conn, { clean: true, code: CLOSE_CODES.goingAway, reason: "server shutting down" });
+      await this.closed(conn, {
+        clean: true,
+        code: CLOSE_CODES.goingAway,
+        reason: "server shutting down",
+      });
     }
     this.#detach();
   }

@@ -140,8 +140,11 @@ export interface DeliveryQueueEvents {
   refused: (envelope: Envelope, full: readonly DeviceKey[]) => void;
   /** A store call failed after its retries (the queue carries on in memory). */
   storeError: (error: unknown, op: string) => void;
-  /** The transmit callback threw (counted as a lost transmission). */
-  transmitError: (error: unknown, device: DeviceKey) => void;
+  /**
+   * A callback threw: `transmit` (counted as a lost transmission) or `onFailed` (the entry is
+   * still failed and gone). The queue carries on either way.
+   */
+  callbackError: (error: unknown, device: DeviceKey, callback: "transmit" | "onFailed") => void;
 }
 
 const DAY = 86_400_000;
@@ -678,7 +681,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     try {
       this.#transmit(s.key, e.envelope, e.attempts);
     } catch (err) {
-      this.emit("transmitError", err, s.key);
+      this.emit("callbackError", err, s.key, "transmit");
     }
   }
 
@@ -783,10 +786,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.emit("failed", state.key, e.envelope, reason);
     try {
       this.#onFailed?.(e.envelope, state.key, reason);
-    } finally {
-      this.#io("remove", () => this.#store.remove(state.key, [e.envelope.id])).catch(() => {});
-      if (!state.pumping) this.#afterRemoval(state);
+    } catch (err) {
+      this.emit("callbackError", err, state.key, "onFailed");
     }
+    // A failed removal only means a redelivery after a restart; storeError reports it.
+    this.#io("remove", () => this.#store.remove(state.key, [e.envelope.id])).catch(() => {});
+    if (!state.pumping) this.#afterRemoval(state);
   }
 
   // ---- expiry -----------------------------------------------------------------------------

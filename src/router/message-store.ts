@@ -6,7 +6,9 @@ import type { Envelope } from "../core/types.js";
  * once every recipient device has it. `history` keeps it for `historyMs` so a new device
  * can page back through a conversation.
  */
-export type Retention = { readonly mode: "relay" } | { readonly mode: "history"; readonly historyMs: number };
+export type Retention =
+  | { readonly mode: "relay" }
+  | { readonly mode: "history"; readonly historyMs: number };
 
 /**
  * Accepted messages, by id and by conversation.

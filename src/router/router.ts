@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { RelayError } from "../core/errors.js";
+import { isRelayError, RelayError } from "../core/errors.js";
 import { TypedEmitter } from "../core/events.js";
 import {
   type ClientMessageId,
@@ -8,6 +8,8 @@ import {
   type DeviceKey,
   deviceKey,
   directConversation,
+  type GroupId,
+  groupConversation,
   type MessageId,
   type NodeId,
   type SessionId,
@@ -16,7 +18,14 @@ import {
 } from "../core/ids.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
-import type { Envelope, Session } from "../core/types.js";
+import type {
+  Envelope,
+  GroupReceiptPolicy,
+  Priority,
+  Session,
+  SystemEvent,
+  Target,
+} from "../core/types.js";
 import type {
   ClientFrameOf,
   ClientReceiptFrame,
@@ -26,16 +35,12 @@ import type {
   ServerFrame,
   ServerReceiptFrame,
 } from "../protocol/schemas.js";
+import type { FailReason, SentRecord } from "../queue/index.js";
+import { ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
 import { MemoryMessageStore, type MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
-import {
-  type FailReason,
-  MemoryOutbox,
-  type Outbox,
-  type OutboxFactory,
-  type SentInfo,
-} from "./outbox.js";
+import { deliveryQueue, type Outbox, type OutboxFactory } from "./outbox.js";
 import { MemorySequenceStore, type SequenceStore } from "./sequence-store.js";
 import { MemorySessionDirectory, type SessionDirectory } from "./session-directory.js";
 
@@ -58,7 +63,10 @@ export interface RouterHooks {
    * Runs before a message is accepted (spam filters, blocks, rate limits). Return a
    * {@link Refusal} to refuse it with an error frame; the message is then never stored.
    */
-  beforeSend?(envelope: Envelope, sender: Sender): Refusal | undefined | Promise<Refusal | undefined>;
+  beforeSend?(
+    envelope: Envelope,
+    sender: Sender,
+  ): Refusal | undefined | Promise<Refusal | undefined>;
 }
 
 /** Where a node's router hands frames for its local sessions (the gateway). */
@@ -73,11 +81,52 @@ export interface RouterOptions {
   readonly bus?: NodeBus;
   readonly sequences?: SequenceStore;
   readonly messages?: MessageStore;
-  /** Builds the outbox around the router's hooks. @default a {@link MemoryOutbox} */
+  /** Builds the outbox around the router's hooks. @default a DeliveryQueue on the router's clock */
   readonly outbox?: OutboxFactory;
   readonly clock?: Clock;
   readonly ids?: IdSource;
   readonly hooks?: RouterHooks;
+  /**
+   * Receipt tracking (delivered / read ticks, read sync, group policies, failed receipts).
+   * @default a ReceiptTracker on the router's clock
+   */
+  readonly receipts?: ReceiptTracker;
+  /** Group membership, for group sends. Without it, group sends are refused (`group_not_found`). */
+  readonly groups?: GroupMembership;
+  /**
+   * The lane of a message. The default puts 1:1 messages in `high`, groups up to 256 members
+   * in `normal` and larger groups in `low`; a client may ask for a lower lane, never a higher one.
+   */
+  readonly priority?: (
+    target: Target,
+    recipientCount: number,
+    asked: Priority | undefined,
+  ) => Priority;
+}
+
+/**
+ * What the router needs to know of groups: `GroupService` and `GroupDirectory` fit it.
+ * @remarks Membership errors are thrown as RelayError (`group_not_found`, ...) and become error frames.
+ */
+export interface GroupMembership {
+  /** The members of a group, now. */
+  members(group: GroupId): Promise<readonly UserId[]>;
+  /** Whether a user is a member of a group now. */
+  isMember(group: GroupId, user: UserId): Promise<boolean>;
+  /** The group's receipt policy; `none` when absent. */
+  get?(group: GroupId): Promise<{ readonly receipts?: GroupReceiptPolicy }>;
+}
+
+const LANE_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
+
+/** The default lane policy; see {@link RouterOptions.priority}. */
+export function defaultPriority(
+  target: Target,
+  recipientCount: number,
+  asked: Priority | undefined,
+): Priority {
+  const lane: Priority = "user" in target ? "high" : recipientCount <= 256 ? "normal" : "low";
+  return asked !== undefined && LANE_RANK[asked] > LANE_RANK[lane] ? asked : lane;
 }
 
 /** Events a {@link Router} emits, for observers (metrics, tests, the simulation kit). */
@@ -109,6 +158,10 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly messages: MessageStore;
   /** The outbox in use. */
   readonly outbox: Outbox;
+  /** The receipt tracker in use. */
+  readonly receipts: ReceiptTracker;
+  readonly #groups: GroupMembership | undefined;
+  readonly #priority: NonNullable<RouterOptions["priority"]>;
   readonly #sequences: SequenceStore;
   readonly #clock: Clock;
   readonly #ids: IdSource;
@@ -131,12 +184,20 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
     this.#hooks = options.hooks ?? {};
+    this.#groups = options.groups;
+    this.#priority = options.priority ?? defaultPriority;
+    this.receipts = options.receipts ?? new ReceiptTracker({ clock: this.#clock });
+    this.receipts.on("notify", (n) => {
+      this.#toUser(n.toUser, n.frame, n.exceptDevice).catch((cause: unknown) =>
+        this.#report(cause),
+      );
+    });
     const hooks = {
       transmit: (device: DeviceKey, envelope: Envelope) => this.#transmit(device, envelope),
       onFailed: (envelope: Envelope, device: DeviceKey, reason: FailReason) =>
         this.#onFailed(envelope, device, reason),
     };
-    this.outbox = options.outbox ? options.outbox(hooks) : new MemoryOutbox(hooks);
+    this.outbox = (options.outbox ?? deliveryQueue({ clock: this.#clock }))(hooks);
   }
 
   /** Subscribes this node to the bus. Idempotent; the gateway calls it. */
@@ -201,31 +262,54 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   async #accept(sender: Sender, frame: SendFrame): Promise<ServerFrame> {
     const clientId = frame.id as ClientMessageId;
-    let conversation: ConversationId;
-    let recipientUser: UserId;
-    if ("user" in frame.to) {
-      recipientUser = frame.to.user as UserId;
-      conversation = directConversation(sender.userId, recipientUser);
-    } else {
-      return errorFrame("group_not_found", "this router has no group service", frame.id, "to.group");
-    }
+    const target = frame.to as Target;
+    const conversation =
+      "user" in target
+        ? directConversation(sender.userId, target.user)
+        : groupConversation(target.group);
     const earlier = await this.outbox.checkDuplicate(sender.userId, clientId);
     if (earlier) return sentFrame(clientId, conversation, earlier);
 
-    const [theirs, mine] = await Promise.all([
-      this.devices.devices(recipientUser),
-      recipientUser === sender.userId ? NO_DEVICES : this.devices.devices(sender.userId),
-    ]);
-    if (theirs.length === 0) {
-      return errorFrame("recipient_unknown", `unknown recipient \`${recipientUser}\``, frame.id, "to.user");
-    }
-    const recipients: DeviceKey[] = [];
-    for (const d of theirs) {
-      if (recipientUser !== sender.userId || d !== sender.deviceId) {
-        recipients.push(deviceKey(recipientUser, d));
+    let users: readonly UserId[];
+    let policy: GroupReceiptPolicy | undefined;
+    if ("user" in target) {
+      users = target.user === sender.userId ? [sender.userId] : [target.user, sender.userId];
+    } else {
+      const groups = this.#groups;
+      if (!groups)
+        return errorFrame(
+          "group_not_found",
+          "this router has no group service",
+          frame.id,
+          "to.group",
+        );
+      try {
+        if (!(await groups.isMember(target.group, sender.userId))) {
+          return errorFrame(
+            "not_group_member",
+            "only members may post to a group",
+            frame.id,
+            "to.group",
+          );
+        }
+        users = await groups.members(target.group);
+        policy = groups.get ? (await groups.get(target.group)).receipts : undefined;
+      } catch (e) {
+        if (isRelayError(e)) return errorFrame(e.code, e.message, frame.id, "to.group");
+        throw e;
       }
     }
-    for (const d of mine) if (d !== sender.deviceId) recipients.push(deviceKey(sender.userId, d));
+    const recipients = await this.#recipientDevices(users, sender);
+    if ("user" in target && !recipients.some((d) => d.startsWith(`${target.user}/`))) {
+      if (target.user !== sender.userId) {
+        return errorFrame(
+          "recipient_unknown",
+          `unknown recipient \`${target.user}\``,
+          frame.id,
+          "to.user",
+        );
+      }
+    }
 
     const seq = await this.#sequences.next(conversation);
     const envelope: Envelope = {
@@ -233,20 +317,57 @@ export class Router extends TypedEmitter<RouterEvents> {
       clientId,
       from: sender.userId,
       fromDevice: sender.deviceId,
-      to: frame.to as Envelope["to"],
+      to: target,
       conversation,
       seq,
       ts: this.#clock.now(),
       text: frame.text,
       attachments: frame.attachments,
-      priority: frame.priority ?? "high",
+      priority: this.#priority(target, users.length, frame.priority),
     };
     const refusal = await this.#hooks.beforeSend?.(envelope, sender);
     if (refusal) return errorFrame(refusal.code, refusal.message, frame.id);
+    const result = await this.#store(envelope, users, recipients, policy);
+    if (!result.ok) {
+      return errorFrame(
+        result.code,
+        "a recipient device has too many undelivered messages",
+        frame.id,
+      );
+    }
+    return sentFrame(clientId, conversation, {
+      messageId: envelope.id,
+      conversation,
+      seq,
+      ts: envelope.ts,
+    });
+  }
 
-    const sessions = await this.directory.lookupMany(
-      recipientUser === sender.userId ? [recipientUser] : [recipientUser, sender.userId],
-    );
+  /** Every linked device of `users`, but the sending device: the frozen recipient set. */
+  async #recipientDevices(
+    users: readonly UserId[],
+    sender: Sender | undefined,
+  ): Promise<DeviceKey[]> {
+    const lists = await Promise.all(users.map((u) => this.devices.devices(u)));
+    const out: DeviceKey[] = [];
+    for (let i = 0; i < users.length; i++) {
+      const u = users[i]!;
+      for (const d of lists[i]!) {
+        if (sender && u === sender.userId && d === sender.deviceId) continue;
+        out.push(deviceKey(u, d));
+      }
+    }
+    return out;
+  }
+
+  /** Stores an envelope, queues it for every recipient device, and starts tracking receipts. */
+  async #store(
+    envelope: Envelope,
+    users: readonly UserId[],
+    recipients: readonly DeviceKey[],
+    policy: GroupReceiptPolicy | undefined,
+  ): Promise<{ ok: true } | { ok: false; code: "recipient_queue_full" }> {
+    const sessions = await this.directory.lookupMany(users);
     const online = new Set<DeviceKey>();
     for (const list of sessions.values()) {
       for (const s of list) online.add(deviceKey(s.userId, s.deviceId));
@@ -255,75 +376,113 @@ export class Router extends TypedEmitter<RouterEvents> {
     const result = await this.outbox.enqueue(envelope, recipients, {
       online: (d) => online.has(d),
     });
-    if (!result.ok) {
-      return errorFrame(result.code, "a recipient device has too many undelivered messages", frame.id);
-    }
-    const info: SentInfo = { id: envelope.id, seq, ts: envelope.ts };
-    await this.outbox.remember(sender.userId, clientId, info);
+    if (!result.ok) return result;
+    await this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
     this.emit("accepted", envelope, recipients);
-    return sentFrame(clientId, conversation, info);
+    return { ok: true };
+  }
+
+  /**
+   * Posts a system message (a membership change) in a group's conversation, to every member
+   * and to the members it removed. It is queued and acked like any message.
+   */
+  async postSystem(group: GroupId, event: SystemEvent): Promise<Envelope | undefined> {
+    const groups = this.#groups;
+    if (!groups) return undefined;
+    const members = new Set(await groups.members(group));
+    if (event.event === "member.removed" || event.event === "member.left") {
+      for (const m of event.members) members.add(m);
+    }
+    const users = [...members];
+    const recipients = await this.#recipientDevices(users, undefined);
+    const conversation = groupConversation(group);
+    const envelope: Envelope = {
+      id: this.#ids.next("m") as MessageId,
+      clientId: this.#ids.next("sys") as ClientMessageId,
+      from: event.actor,
+      fromDevice: "system" as DeviceId,
+      to: { group },
+      conversation,
+      seq: await this.#sequences.next(conversation),
+      ts: this.#clock.now(),
+      text: "",
+      priority: "normal",
+      system: event,
+    };
+    // System messages bypass the per-device cap: a membership change is never refused.
+    await this.#store(envelope, users, recipients, "none");
+    return envelope;
   }
 
   /**
    * Handles a `receipt` frame from a device: clears the acked entries from its outbox and
-   * routes the receipt to every device of each original sender. Receipts for one's own
-   * messages (copies on one's other devices) clear entries but are not routed.
+   * hands the receipt to the tracker, which routes ticks to the senders and read sync to the
+   * reader's other devices. Receipts for one's own messages clear entries but are not routed.
    */
   async receipt(sender: Sender, frame: ClientReceiptFrame): Promise<ErrorFrame | undefined> {
-    const now = this.#clock.now();
-    const me = deviceKey(sender.userId, sender.deviceId);
     if (!("ids" in frame)) {
-      const other = dmPeer(frame.conversation as ConversationId, sender.userId);
-      if (!other) return errorFrame("invalid_field", "not a conversation of yours", undefined, "conversation");
-      const out: ServerReceiptFrame = {
-        type: "receipt",
-        status: "read",
-        conversation: frame.conversation,
-        upTo: frame.upTo,
-        by: sender.userId,
-        device: sender.deviceId,
-        ts: now,
-      };
-      await this.#toUser(other, out);
-      await this.#toUser(sender.userId, out, sender.deviceId);
+      const conversation = frame.conversation as ConversationId;
+      if (!(await this.#inConversation(conversation, sender.userId))) {
+        return errorFrame(
+          "invalid_field",
+          "not a conversation of yours",
+          undefined,
+          "conversation",
+        );
+      }
+      await this.receipts.watermark(sender.userId, sender.deviceId, conversation, frame.upTo);
       return undefined;
     }
+    const me = deviceKey(sender.userId, sender.deviceId);
     const ids = frame.ids as MessageId[];
     await this.outbox.ack(me, ids);
-    const envelopes = await this.messages.getMany(ids);
     for (const id of ids) await this.messages.delivered(id, me);
-    const bySender = new Map<UserId, string[]>();
-    for (const e of envelopes) {
-      if (e.from === sender.userId) continue;
-      if ("user" in e.to && e.to.user !== sender.userId) continue;
-      let list = bySender.get(e.from);
-      if (!list) bySender.set(e.from, (list = []));
-      list.push(e.id);
-    }
-    for (const [author, list] of bySender) {
-      const out: ServerReceiptFrame = {
-        type: "receipt",
-        status: frame.status,
-        ids: list,
-        by: sender.userId,
-        device: sender.deviceId,
-        ts: now,
-      };
-      await this.#toUser(author, out);
-      if (frame.status === "read") await this.#toUser(sender.userId, out, sender.deviceId);
-    }
+    await this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
     return undefined;
   }
 
-  /** Routes a volatile `typing` frame to the peer's connected devices; never stored or queued. */
+  async #inConversation(conversation: ConversationId, user: UserId): Promise<boolean> {
+    if (conversation.startsWith("g:")) {
+      const groups = this.#groups;
+      if (!groups) return false;
+      try {
+        return await groups.isMember(conversation.slice(2) as GroupId, user);
+      } catch {
+        return false;
+      }
+    }
+    return dmPeer(conversation, user) !== undefined;
+  }
+
+  /** Routes a volatile `typing` frame to the peer's (or group's) connected devices; never stored or queued. */
   async typing(sender: Sender, frame: ClientFrameOf<"typing">): Promise<ErrorFrame | undefined> {
-    if (!("user" in frame.to)) return undefined;
-    const peer = frame.to.user as UserId;
-    await this.#toUser(peer, {
+    const target = frame.to as Target;
+    if ("user" in target) {
+      await this.#toUser(target.user, {
+        type: "typing",
+        from: sender.userId,
+        to: frame.to,
+        conversation: directConversation(sender.userId, target.user),
+        state: frame.state,
+      });
+      return undefined;
+    }
+    const groups = this.#groups;
+    if (!groups || !(await groups.isMember(target.group, sender.userId).catch(() => false))) {
+      return errorFrame(
+        "not_group_member",
+        "only members may type in a group",
+        undefined,
+        "to.group",
+      );
+    }
+    const members = (await groups.members(target.group)).filter((u) => u !== sender.userId);
+    const sessions = await this.directory.lookupMany(members);
+    await this.#publishToSessions([...sessions.values()].flat(), {
       type: "typing",
       from: sender.userId,
       to: frame.to,
-      conversation: directConversation(sender.userId, peer),
+      conversation: groupConversation(target.group),
       state: frame.state,
     });
     return undefined;
@@ -362,7 +521,10 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     return this.bus.publish(node, packet).catch((cause: unknown) => {
       // The bus may lose packets; the outbox redelivers. Report, never throw at the caller.
-      this.emit("error", new RelayError("store_unavailable", `publish to ${node} failed`, { cause }));
+      this.emit(
+        "error",
+        new RelayError("store_unavailable", `publish to ${node} failed`, { cause }),
+      );
     });
   }
 
@@ -410,24 +572,39 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   #onFailed(envelope: Envelope, device: DeviceKey, reason: FailReason): void {
     this.emit("failed", envelope, device, reason);
-    void this.#toUser(envelope.from, {
-      type: "receipt",
-      status: "failed",
-      ids: [envelope.id],
-      clientId: envelope.clientId,
-      reason,
-      ts: this.#clock.now(),
-    });
+    // The tracker sends the sender one `failed` per message; when it no longer tracks the
+    // message (released or never tracked), tell the sender directly: nothing fails silently.
+    this.receipts
+      .failed(envelope.id, device, reason)
+      .then((r) => {
+        if (r.error === undefined) return;
+        return this.#toUser(envelope.from, {
+          type: "receipt",
+          status: "failed",
+          ids: [envelope.id],
+          clientId: envelope.clientId,
+          reason,
+          ts: this.#clock.now(),
+        });
+      })
+      .catch((cause: unknown) => this.#report(cause));
   }
 
-  /** Unsubscribes from the bus and stops the outbox's timers. */
+  #report(cause: unknown): void {
+    this.emit(
+      "error",
+      isRelayError(cause) ? cause : new RelayError("internal", "routing step failed", { cause }),
+    );
+  }
+
+  /** Unsubscribes from the bus and stops the outbox's and the tracker's timers. */
   async close(): Promise<void> {
     await this.#unsubscribe?.();
     await this.outbox.close();
+    this.receipts.close();
   }
 }
 
-const NO_DEVICES: readonly DeviceId[] = Object.freeze([]);
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
 
 /** The other user of a 1:1 conversation id, if `me` is in it. */
@@ -463,8 +640,20 @@ export function messageFrame(e: Envelope): MessageFrame {
   return f;
 }
 
-function sentFrame(clientId: ClientMessageId, conversation: ConversationId, info: SentInfo): ServerFrame {
-  return { type: "receipt", status: "sent", clientId, id: info.id, conversation, seq: info.seq, ts: info.ts };
+function sentFrame(
+  clientId: ClientMessageId,
+  conversation: ConversationId,
+  info: SentRecord,
+): ServerFrame {
+  return {
+    type: "receipt",
+    status: "sent",
+    clientId,
+    id: info.messageId,
+    conversation,
+    seq: info.seq,
+    ts: info.ts,
+  };
 }
 
 /** Builds an `error` frame. */

@@ -17,7 +17,6 @@ export * from "./conformance/types.js";
 export * from "./faults.js";
 export * from "./fence.js";
 export * from "./invariants.js";
-export * from "./queue-outbox.js";
 export * from "./settle.js";
 export * from "./sim-bus.js";
 export * from "./sim-client.js";

@@ -44,7 +44,6 @@ import {
   type SentMessage,
   type Violation,
 } from "./invariants.js";
-import { type QueueOutbox, wrapQueue } from "./queue-outbox.js";
 import { settle } from "./settle.js";
 import { SimBus, type SimBusEndpoint } from "./sim-bus.js";
 import { type AckMode, type ClientWorld, SimClient, type SimCredentials } from "./sim-client.js";
@@ -59,7 +58,8 @@ import { TraceBuffer } from "./trace.js";
  *   delivered message (the router needs cross-node acks before this can be the default).
  * - `cluster`: one `DeliveryQueue` for the whole cluster, transmitting through any live node:
  *   a model of a queue service that outlives nodes.
- * - `memory`: each router's default `MemoryOutbox` (no retries, lost on crash).
+ * - `default`: each router's own default outbox (a DeliveryQueue over its own memory store:
+ *   nothing is shared, so a crash loses what it held).
  * - a function: builds the outbox factory for one node incarnation.
  */
 export type SimOutbox =
@@ -213,6 +213,7 @@ export class Simulation {
   #inFlight = 0;
   #lastActivity = 0;
   #messagesSent = 0;
+  readonly #failed = new Map<MessageId, Set<DeviceKey>>();
   #cluster: { queue: DeliveryQueue; hooks: Map<NodeId, OutboxHooks> } | undefined;
   readonly #world: ClientWorld;
 
@@ -490,6 +491,14 @@ export class Simulation {
     return out;
   }
 
+  /**
+   * Deliveries the routers gave up on (message id -> devices), as the routers' `failed`
+   * events said: the server's truth, whether or not the sender's `failed` receipt arrived.
+   */
+  failedDeliveries(): ReadonlyMap<MessageId, ReadonlySet<DeviceKey>> {
+    return this.#failed;
+  }
+
   /** What every client saw, for the checkers. */
   deviceViews(): DeviceView[] {
     return this.#clients.map((c) => ({
@@ -509,12 +518,8 @@ export class Simulation {
     const online = this.#clients.filter((c) => c.online).length;
     // Known router gap: a message that failed for a device stays in the relay store (nothing
     // tells the store the device will never have it), so failed messages are not counted.
-    const failed = new Set<string>();
-    for (const c of this.#clients) {
-      for (const r of c.receipts) if (r.status === "failed") for (const id of r.ids) failed.add(id);
-    }
     let lingering = 0;
-    for (const id of failed) if (this.messages.getSync(id as MessageId)) lingering++;
+    for (const id of this.#failed.keys()) if (this.messages.getSync(id)) lingering++;
     const out: Record<string, number> = {
       "queueStore.entries": this.queueStore.size,
       "messages.stored": this.messages.size - lingering,
@@ -667,20 +672,26 @@ export class Simulation {
         const q = new DeliveryQueue({
           ...this.#queueOptions(clock),
           store: ctx.queueStore,
-          transmit: (d, e, a) => hooks.transmit(d, e, a),
-          onFailed: (e, d, r) => hooks.onFailed(e, d, r),
+          ...hooks,
         });
         queue = q;
-        return wrapQueue(q);
+        return q;
       };
     } else if (mode === "cluster") {
       const cluster = this.#cluster!;
       outbox = (hooks) => {
         cluster.hooks.set(id, hooks);
-        const shared: QueueOutbox = wrapQueue(cluster.queue);
-        return { ...shared, close: async () => {} };
+        const q = cluster.queue;
+        // This node's view of the shared queue: closing the node leaves the queue running.
+        return {
+          enqueue: (e, r, o) => q.enqueue(e, r, o),
+          ack: (d, ids) => q.ack(d, ids),
+          deviceConnected: (d) => q.deviceConnected(d),
+          deviceDisconnected: (d) => q.deviceDisconnected(d),
+          checkDuplicate: (u, c) => q.checkDuplicate(u, c),
+          close: () => {},
+        };
       };
-      queue = undefined;
     } else if (typeof mode === "function") {
       outbox = mode(ctx);
     }
@@ -702,6 +713,12 @@ export class Simulation {
     const router = new Router(routerOptions);
     const trace = this.#trace;
     router.on("failed", (e, device, reason) => {
+      let set = this.#failed.get(e.id);
+      if (!set) {
+        set = new Set();
+        this.#failed.set(e.id, set);
+      }
+      set.add(device);
       trace.add(this.clock.now(), "node", `${id} failed ${e.id} for ${device}: ${reason}`);
     });
     router.on("error", (err) => {

@@ -134,12 +134,33 @@ describe("DeliveryQueue: redelivery", () => {
       },
     });
     const errors: unknown[] = [];
-    q.on("transmitError", (e) => errors.push(e));
+    q.on("callbackError", (e, _d, which) => errors.push(`${which}: ${(e as Error).message}`));
     await q.enqueue(envelope(1), [phone], { online: on });
     clock.advance(1000);
     expect(calls).toBe(2);
-    expect(errors).toHaveLength(2);
+    expect(errors).toEqual(["transmit: socket gone", "transmit: socket gone"]);
     expect(q.pending(phone)).toBe(1);
+  });
+
+  it("an onFailed that throws does not stall expiry of the others", async () => {
+    const failed: string[] = [];
+    const { clock, q } = setup({
+      ttlMs: 1000,
+      onFailed: (e) => {
+        failed.push(e.id);
+        throw new Error("router bug");
+      },
+    });
+    const errors: string[] = [];
+    q.on("callbackError", (_e, _d, which) => errors.push(which));
+    await q.enqueue(envelope(1), [phone], { online: off });
+    await q.enqueue(envelope(2), [phone], { online: off });
+    clock.advance(500);
+    await q.enqueue(envelope(3), [phone], { online: off });
+    clock.advance(2000);
+    expect(failed).toEqual(["m1", "m2", "m3"]);
+    expect(errors).toEqual(["onFailed", "onFailed", "onFailed"]);
+    expect(q.depth).toBe(0);
   });
 });
 

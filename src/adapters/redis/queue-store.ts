@@ -208,7 +208,18 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async devices(): Promise<readonly DeviceKey[]> {
-    return (await this.#call("devices", () => this.#redis.smembers(this.#devices))) as DeviceKey[];
+    // SSCAN, not SMEMBERS: millions of devices must not block Redis in one command.
+    const out = new Set<string>();
+    let cursor = "0";
+    do {
+      const from = cursor;
+      const [next, batch] = await this.#call("devices", () =>
+        this.#redis.sscan(this.#devices, from, "COUNT", 1000),
+      );
+      for (const d of batch) out.add(d);
+      cursor = next;
+    } while (cursor !== "0");
+    return [...out] as DeviceKey[];
   }
 
   async remove(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {

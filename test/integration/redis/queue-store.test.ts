@@ -109,6 +109,16 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     expect(await s.devices()).toEqual([]);
   });
 
+  it("a 5000-device fan-out is one append, and devices() pages through all of them", async () => {
+    const s = new RedisQueueStore({ redis: await client(), prefix: redis.subPrefix("wide") });
+    const devices = Array.from({ length: 5000 }, (_, i) =>
+      deviceKey(userId(`u${i >> 2}`), deviceId(`d${i & 3}`)),
+    );
+    expect(await s.append(queued(1), devices, 10, 99)).toEqual({ ok: true, added: 5000 });
+    expect(new Set(await s.devices()).size).toBe(5000);
+    expect((await s.list(devices[4321]!)).map((m) => m.envelope.id)).toEqual(["m1"]);
+  });
+
   it("concurrent appends from two nodes never exceed the cap, all or nothing", async () => {
     const prefix = redis.subPrefix("cap");
     const a = new RedisQueueStore({ redis: await redis.client(), prefix });

@@ -8,7 +8,7 @@ import type { Clock } from "../../../src/core/index.js";
 import { sequentialIds } from "../../../src/core/index.js";
 import { Gateway } from "../../../src/gateway/index.js";
 import type { ServerFrame } from "../../../src/protocol/index.js";
-import { Router } from "../../../src/router/index.js";
+import { deliveryQueue, Router } from "../../../src/router/index.js";
 
 /** Test auth: the token is `<user>:<device>`; anything else (or "nope") is refused. */
 export function tokenAuth(c: RequestCredentials) {
@@ -19,9 +19,12 @@ export function tokenAuth(c: RequestCredentials) {
 
 /** A router + gateway + ws server on 127.0.0.1, port 0. */
 export async function startWsNode(
-  opts: { clock?: Clock; keepaliveMs?: number; maxBufferedBytes?: number } = {},
+  opts: { clock?: Clock; keepaliveMs?: number; maxBufferedBytes?: number; window?: number } = {},
 ) {
-  const router = new Router({ ids: sequentialIds("m") });
+  const router = new Router({
+    ids: sequentialIds("m"),
+    ...(opts.window === undefined ? {} : { outbox: deliveryQueue({ window: opts.window }) }),
+  });
   const gateway = new Gateway<RequestCredentials>({
     router,
     authenticate: tokenAuth,
