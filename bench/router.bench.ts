@@ -5,7 +5,15 @@
  * bounded, as a connected client's acks would keep it.
  */
 import { Gateway } from "../src/gateway/index.js";
-import { type DeviceKey, deviceKey, type MessageId, type UserId, type DeviceId, Router, sequentialIds } from "../src/index.js";
+import {
+  type DeviceId,
+  type DeviceKey,
+  deviceKey,
+  type MessageId,
+  Router,
+  sequentialIds,
+  type UserId,
+} from "../src/index.js";
 import type { BenchContext } from "./harness.js";
 
 export default async function run(ctx: BenchContext): Promise<void> {
@@ -18,7 +26,10 @@ export default async function run(ctx: BenchContext): Promise<void> {
   });
   let receipts = 0;
   const delivered: string[] = [];
-  const alice = await gateway.open({ send: () => void receipts++, close() {}, bufferedAmount: 0 }, "alice");
+  const alice = await gateway.open(
+    { send: () => void receipts++, close() {}, bufferedAmount: 0 },
+    "alice",
+  );
   await gateway.open(
     {
       send: (data) => {
@@ -31,7 +42,12 @@ export default async function run(ctx: BenchContext): Promise<void> {
   );
   const bob: DeviceKey = deviceKey("bob" as UserId, "d1" as DeviceId);
   const frames = Array.from({ length: 1000 }, (_, i) =>
-    JSON.stringify({ type: "send", id: `c${i}`, to: { user: "bob" }, text: "hello there, how are you?" }),
+    JSON.stringify({
+      type: "send",
+      id: `c${i}`,
+      to: { user: "bob" },
+      text: "hello there, how are you?",
+    }),
   );
   let round = 0;
   const batch = async () => {
@@ -44,12 +60,17 @@ export default async function run(ctx: BenchContext): Promise<void> {
     await router.outbox.ack(bob, []);
   };
   // Acks: clear bob's entries in bulk (what his client's delivered receipts would do).
-  const outbox = router.outbox as unknown as { pendingFor(d: DeviceKey): readonly { id: MessageId }[] };
+  const outbox = router.outbox as unknown as {
+    pendingFor(d: DeviceKey): readonly { id: MessageId }[];
+  };
   const ops = await ctx.rate(
     "router.route_1to1",
     async () => {
       await batch();
-      await router.outbox.ack(bob, outbox.pendingFor(bob).map((e) => e.id));
+      await router.outbox.ack(
+        bob,
+        outbox.pendingFor(bob).map((e) => e.id),
+      );
     },
     { batch: frames.length, time: 2000 },
   );

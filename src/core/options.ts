@@ -29,7 +29,8 @@ export function parseOptions<S extends z.ZodType>(
   const path = issue.path.join(".");
   let value: unknown = input;
   for (const key of issue.path) {
-    value = value && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+    value =
+      value && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined;
   }
   throw new RelayError(
     "invalid_option",

@@ -1,3 +1,3 @@
+export { protocolJsonSchema } from "./json-schema.js";
 export * from "./parse.js";
 export * from "./schemas.js";
-export { protocolJsonSchema } from "./json-schema.js";

@@ -36,7 +36,11 @@ export function buildSchemas(limits: ProtocolLimits) {
   const target = z.union([z.strictObject({ user: id }), z.strictObject({ group: id })]);
   const attachment = z.strictObject({
     kind: z.enum(["image", "video", "audio", "document", "sticker"]),
-    mime: z.string().min(3).max(255).regex(/^[\w.+-]+\/[\w.+-]+$/, "malformed mime type"),
+    mime: z
+      .string()
+      .min(3)
+      .max(255)
+      .regex(/^[\w.+-]+\/[\w.+-]+$/, "malformed mime type"),
     size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters"),
     blobId: id,
@@ -76,7 +80,10 @@ export function buildSchemas(limits: ProtocolLimits) {
     upTo: seq,
   });
   const clientReceipt = z.union([receiptByIds, receiptWatermark]);
-  const presenceSubscribe = z.strictObject({ type: z.literal("presence.subscribe"), users: userList });
+  const presenceSubscribe = z.strictObject({
+    type: z.literal("presence.subscribe"),
+    users: userList,
+  });
   const presenceUnsubscribe = z.strictObject({
     type: z.literal("presence.unsubscribe"),
     users: userList,

@@ -25,7 +25,10 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
   /** Synchronous {@link link}. */
   linkSync(userId: UserId, deviceId: DeviceId): void {
     let list = this.#devices.get(userId);
-    if (!list) this.#devices.set(userId, (list = []));
+    if (!list) {
+      list = [];
+      this.#devices.set(userId, list);
+    }
     if (!list.includes(deviceId)) list.push(deviceId);
   }
 

@@ -58,7 +58,10 @@ export class MemoryMessageStore implements MessageStore {
     this.#byId.set(envelope.id, { envelope, pending: new Set(recipients) });
     if (this.#retention.mode === "history") {
       let list = this.#byConversation.get(envelope.conversation);
-      if (!list) this.#byConversation.set(envelope.conversation, (list = []));
+      if (!list) {
+        list = [];
+        this.#byConversation.set(envelope.conversation, list);
+      }
       list.push(envelope);
     } else if (recipients.length === 0) {
       this.#byId.delete(envelope.id);

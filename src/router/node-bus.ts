@@ -58,7 +58,10 @@ export class MemoryNodeBus implements NodeBus {
 
   async subscribe(nodeId: NodeId, handler: BusHandler): Promise<() => Promise<void>> {
     let set = this.#handlers.get(nodeId);
-    if (!set) this.#handlers.set(nodeId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(nodeId, set);
+    }
     set.add(handler);
     return async () => {
       set.delete(handler);

@@ -506,7 +506,10 @@ export class Router extends TypedEmitter<RouterEvents> {
     const byNode = new Map<NodeId, SessionId[]>();
     for (const s of sessions) {
       let list = byNode.get(s.nodeId);
-      if (!list) byNode.set(s.nodeId, (list = []));
+      if (!list) {
+        list = [];
+        byNode.set(s.nodeId, list);
+      }
       list.push(s.sessionId);
     }
     const sends: Promise<void>[] = [];
@@ -559,7 +562,10 @@ export class Router extends TypedEmitter<RouterEvents> {
       for (const s of sessions.get(u) ?? NO_SESSIONS) {
         if (s.deviceId !== d) continue;
         let list = perMessage.get(envelope);
-        if (!list) perMessage.set(envelope, (list = []));
+        if (!list) {
+          list = [];
+          perMessage.set(envelope, list);
+        }
         list.push(s);
       }
     }

@@ -36,10 +36,16 @@ export class MemorySessionDirectory implements SessionDirectory {
     this.unregisterSync(session.sessionId);
     this.#byId.set(session.sessionId, session);
     let list = this.#byUser.get(session.userId);
-    if (!list) this.#byUser.set(session.userId, (list = []));
+    if (!list) {
+      list = [];
+      this.#byUser.set(session.userId, list);
+    }
     list.push(session);
     let node = this.#byNode.get(session.nodeId);
-    if (!node) this.#byNode.set(session.nodeId, (node = new Set()));
+    if (!node) {
+      node = new Set();
+      this.#byNode.set(session.nodeId, node);
+    }
     node.add(session.sessionId);
   }
 

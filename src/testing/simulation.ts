@@ -58,15 +58,10 @@ import { TraceBuffer } from "./trace.js";
  *   delivered message (the router needs cross-node acks before this can be the default).
  * - `cluster`: one `DeliveryQueue` for the whole cluster, transmitting through any live node:
  *   a model of a queue service that outlives nodes.
- * - `default`: each router's own default outbox (a DeliveryQueue over its own memory store:
- *   nothing is shared, so a crash loses what it held).
- * - a function: builds the outbox factory for one node incarnation.
+ * - a function: builds the outbox factory for one node incarnation (give it a
+ *   `LoadSignal` with `histogram: false`: the real event-loop delay is not deterministic).
  */
-export type SimOutbox =
-  | "per-node"
-  | "cluster"
-  | "memory"
-  | ((ctx: SimNodeContext) => OutboxFactory);
+export type SimOutbox = "per-node" | "cluster" | ((ctx: SimNodeContext) => OutboxFactory);
 
 /** What a custom outbox or router builder gets for one node incarnation. */
 export interface SimNodeContext {

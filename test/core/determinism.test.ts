@@ -19,7 +19,8 @@ function isCommentOrDeclaration(line: string): boolean {
 
 describe("determinism", () => {
   it("only src/core/system.ts touches real time and randomness", () => {
-    const banned = /Date\.now\(|Math\.random\(|(?<![.\w])setTimeout\(|(?<![.\w])setInterval\(|performance\.now\(|new Date\(\)/;
+    const banned =
+      /Date\.now\(|Math\.random\(|(?<![.\w])setTimeout\(|(?<![.\w])setInterval\(|performance\.now\(|new Date\(\)/;
     const offenders = files(root)
       .filter((f) => !f.endsWith(join("core", "system.ts")))
       .flatMap((f) =>

@@ -15,7 +15,9 @@ describe("options validation", () => {
       expect.unreachable();
     } catch (e) {
       expect(isRelayError(e, "invalid_option")).toBe(true);
-      expect((e as RelayError).message).toBe("Queue: Expected `maxAttempts` to be a number >= 1, got `0` (number)");
+      expect((e as RelayError).message).toBe(
+        "Queue: Expected `maxAttempts` to be a number >= 1, got `0` (number)",
+      );
       expect((e as RelayError).name).toBe("RelayError");
     }
     expect(() => assertInteger("Ring", "vnodes", 1.5, 1)).toThrow(

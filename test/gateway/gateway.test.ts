@@ -7,7 +7,11 @@ import { oneNode } from "../support/world.js";
 describe("Gateway", () => {
   it("refuses a connection the authenticate hook rejects, with 4401", async () => {
     const router = new Router();
-    for (const authenticate of [() => undefined, () => Promise.reject(new Error("no")), () => ({ userId: "bad id", deviceId: "d" })]) {
+    for (const authenticate of [
+      () => undefined,
+      () => Promise.reject(new Error("no")),
+      () => ({ userId: "bad id", deviceId: "d" }),
+    ]) {
       const gw = new Gateway({ router, authenticate });
       const t = new FakeTransport();
       expect(await gw.open(t, {})).toBeUndefined();
@@ -53,7 +57,10 @@ describe("Gateway", () => {
     const b = await w.connect("bob");
     b.transport.bufferedAmount = 2 * 1024 * 1024;
     await a.send({ type: "send", id: "c1", to: { user: "bob" }, text: "queued" });
-    expect(b.transport.closedWith).toEqual({ code: CLOSE_CODES.slowConsumer, reason: "slow_consumer" });
+    expect(b.transport.closedWith).toEqual({
+      code: CLOSE_CODES.slowConsumer,
+      reason: "slow_consumer",
+    });
     await w.flush();
     expect(w.gateway.size).toBe(1);
     const again = await w.connect("bob");
@@ -66,9 +73,15 @@ describe("Gateway", () => {
     const a = await w.connect("alice");
     const b = await w.connect("bob");
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v) ?? "")), async (raw) => {
-        await w.gateway.receive(a.conn, raw);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.jsonValue().map((v) => JSON.stringify(v) ?? ""),
+        ),
+        async (raw) => {
+          await w.gateway.receive(a.conn, raw);
+        },
+      ),
       { numRuns: 300 },
     );
     await w.flush();

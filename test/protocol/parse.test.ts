@@ -2,9 +2,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   FrameParser,
+  ProtocolError,
   parseFrame,
   parseServerFrame,
-  ProtocolError,
   schemas,
 } from "../../src/protocol/index.js";
 
@@ -17,7 +17,14 @@ const valid = {
     text: "hi all",
     priority: "low",
     attachments: [
-      { kind: "image", mime: "image/png", size: 10, sha256: "a".repeat(64), blobId: "b1", name: "x.png" },
+      {
+        kind: "image",
+        mime: "image/png",
+        size: 10,
+        sha256: "a".repeat(64),
+        blobId: "b1",
+        name: "x.png",
+      },
     ],
   },
   receiptIds: { type: "receipt", status: "delivered", ids: ["m1", "m2"] },
@@ -90,7 +97,10 @@ describe("parseFrame: error codes", () => {
       [{ ...valid.send, extra: 1 }, ""],
       [{ ...valid.receiptIds, ids: [] }, "ids"],
       [{ ...valid.watermark, upTo: 0 }, "upTo"],
-      [{ ...valid.sendGroup, attachments: [{ ...valid.sendGroup.attachments[0], sha256: "zz" }] }, "attachments.0.sha256"],
+      [
+        { ...valid.sendGroup, attachments: [{ ...valid.sendGroup.attachments[0], sha256: "zz" }] },
+        "attachments.0.sha256",
+      ],
       [{ id: "x" }, "type"],
       [[1, 2], ""],
       [42, ""],
@@ -106,13 +116,20 @@ describe("parseFrame: error codes", () => {
   });
 
   it("enforces text length, ids per receipt and the id format as options", () => {
-    const p = new FrameParser({ maxTextLength: 5, maxIdsPerReceipt: 2, idPattern: /^[a-z0-9]{1,4}$/ });
+    const p = new FrameParser({
+      maxTextLength: 5,
+      maxIdsPerReceipt: 2,
+      idPattern: /^[a-z0-9]{1,4}$/,
+    });
     const err = (f: unknown) => {
       const r = p.parseClient(JSON.stringify(f));
       return r.ok ? undefined : [r.error.code, r.error.path];
     };
     expect(err({ ...valid.send, text: "123456" })).toEqual(["invalid_field", "text"]);
-    expect(err({ type: "receipt", status: "read", ids: ["a", "b", "c"] })).toEqual(["invalid_field", "ids"]);
+    expect(err({ type: "receipt", status: "read", ids: ["a", "b", "c"] })).toEqual([
+      "invalid_field",
+      "ids",
+    ]);
     expect(err({ ...valid.send, id: "toolong" })).toEqual(["invalid_field", "id"]);
     expect(err({ ...valid.send, id: "ok" })).toBeUndefined();
   });
@@ -120,7 +137,15 @@ describe("parseFrame: error codes", () => {
 
 describe("parseServerFrame", () => {
   it("accepts what the server sends and refuses client-only frames", () => {
-    const sent = { type: "receipt", status: "sent", clientId: "c1", id: "m1", conversation: "dm:a:b", seq: 1, ts: 5 };
+    const sent = {
+      type: "receipt",
+      status: "sent",
+      clientId: "c1",
+      id: "m1",
+      conversation: "dm:a:b",
+      seq: 1,
+      ts: 5,
+    };
     expect(parseServerFrame(JSON.stringify(sent)).ok).toBe(true);
     expect(parseServerFrame(JSON.stringify({ type: "pong", ts: 1 })).ok).toBe(true);
     const r = parseServerFrame(JSON.stringify(valid.send));
@@ -133,7 +158,9 @@ describe("parseFrame never throws (fast-check)", () => {
     const r = parseFrame(raw as string);
     expect(typeof r.ok).toBe("boolean");
     if (!r.ok) {
-      expect(["frame_too_large", "bad_json", "unknown_type", "invalid_field"]).toContain(r.error.code);
+      expect(["frame_too_large", "bad_json", "unknown_type", "invalid_field"]).toContain(
+        r.error.code,
+      );
       expect(r.error.toFrame().type).toBe("error");
     } else {
       // Whatever is accepted is a valid client frame by the schema itself.
@@ -163,7 +190,22 @@ describe("parseFrame never throws (fast-check)", () => {
     const frames = Object.values(valid) as unknown as Record<string, unknown>[];
     const mutation = fc.record({
       base: fc.constantFrom(...frames),
-      key: fc.oneof(fc.constantFrom("type", "id", "to", "text", "ids", "status", "upTo", "users", "state", "priority", "attachments"), fc.string({ maxLength: 8 })),
+      key: fc.oneof(
+        fc.constantFrom(
+          "type",
+          "id",
+          "to",
+          "text",
+          "ids",
+          "status",
+          "upTo",
+          "users",
+          "state",
+          "priority",
+          "attachments",
+        ),
+        fc.string({ maxLength: 8 }),
+      ),
       value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined)),
       drop: fc.boolean(),
     });

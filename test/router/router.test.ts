@@ -35,11 +35,18 @@ describe("Router: the 1:1 path", () => {
     const a = await w.connect("alice");
     const b = await w.connect("bob");
     await w.gateway.closed(b.conn);
-    for (let i = 1; i <= 5; i++) await a.send({ type: "send", id: `c${i}`, to: { user: "bob" }, text: `m${i}` });
+    for (let i = 1; i <= 5; i++)
+      await a.send({ type: "send", id: `c${i}`, to: { user: "bob" }, text: `m${i}` });
     expect(a.transport.ofType("receipt").map((r) => r.status)).toEqual(Array(5).fill("sent"));
     const b2 = await w.connect("bob");
     await w.flush();
-    expect(b2.transport.ofType("message").map((m) => m.text)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
+    expect(b2.transport.ofType("message").map((m) => m.text)).toEqual([
+      "m1",
+      "m2",
+      "m3",
+      "m4",
+      "m5",
+    ]);
   });
 
   it("redelivers unacked messages on reconnect and stops after the ack", async () => {
@@ -79,7 +86,10 @@ describe("Router: the 1:1 path", () => {
     await b.send({ type: "receipt", status: "read", ids: [m!.id] });
     for (const t of [a1, a2]) {
       expect(
-        t.transport.ofType("receipt").filter((r) => r.status !== "sent").map((r) => r.status),
+        t.transport
+          .ofType("receipt")
+          .filter((r) => r.status !== "sent")
+          .map((r) => r.status),
       ).toEqual(["delivered", "read"]);
     }
   });
