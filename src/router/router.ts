@@ -33,7 +33,6 @@ import type {
   MessageFrame,
   SendFrame,
   ServerFrame,
-  ServerReceiptFrame,
 } from "../protocol/schemas.js";
 import type { FailReason, SentRecord } from "../queue/index.js";
 import { ReceiptTracker } from "../receipts/index.js";
