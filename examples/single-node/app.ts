@@ -13,7 +13,9 @@ import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHttpHandler, type RequestCredentials } from "../../src/adapters/http/index.js";
 import { createWsGateway, type WsGatewayServer } from "../../src/adapters/ws/index.js";
-import { Gateway, type Identity } from "../../src/gateway/index.js";
+import { Gateway, type Identity, presenceBridge } from "../../src/gateway/index.js";
+import { GroupService } from "../../src/groups/index.js";
+import { PresenceTracker } from "../../src/presence/index.js";
 import { Router } from "../../src/router/index.js";
 
 /** Where the browser demo lives (served at `/` when present). */
@@ -99,6 +101,9 @@ export interface DemoServer {
   readonly router: Router;
   readonly gateway: Gateway<RequestCredentials>;
   readonly ws: WsGatewayServer;
+  /** Groups: create one with `groups.create(creator, { members })`. */
+  readonly groups: GroupService;
+  readonly presence: PresenceTracker;
   /** The port it listens on. */
   readonly port: number;
   /** `http://127.0.0.1:<port>` */
@@ -115,8 +120,16 @@ export interface DemoServer {
 export async function startServer(
   opts: { port?: number; host?: string } = {},
 ): Promise<DemoServer> {
-  const router = new Router();
-  const gateway = new Gateway<RequestCredentials>({ router, authenticate: demoAuthenticate });
+  const groups = new GroupService();
+  const router = new Router({ groups });
+  // Membership changes become system messages in the group's conversation.
+  groups.on("system", ({ groupId, event }) => void router.postSystem(groupId, event));
+  const presence = new PresenceTracker();
+  const gateway = new Gateway<RequestCredentials>({
+    router,
+    authenticate: demoAuthenticate,
+    presence: presenceBridge(presence, router),
+  });
   const frames = createHttpHandler({ router, authenticate: demoAuthenticate });
   const hasBrowserPage = existsSync(BROWSER_DIR);
 
@@ -171,6 +184,8 @@ export async function startServer(
     router,
     gateway,
     ws,
+    groups,
+    presence,
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
@@ -180,6 +195,7 @@ export async function startServer(
         await ws.close();
         await gateway.close();
         await router.close();
+        presence.close();
         await new Promise<void>((r) => {
           server.close(() => r());
           server.closeAllConnections();

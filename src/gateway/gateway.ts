@@ -6,7 +6,13 @@ import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type { Session } from "../core/types.js";
 import { FrameParser, type RawFrame } from "../protocol/parse.js";
-import type { ClientFrame, ErrorFrame, ProtocolLimits, ServerFrame } from "../protocol/schemas.js";
+import type {
+  ClientFrame,
+  ClientFrameOf,
+  ErrorFrame,
+  ProtocolLimits,
+  ServerFrame,
+} from "../protocol/schemas.js";
 import { errorFrame, type Router, type Sender } from "../router/router.js";
 
 /** WebSocket close codes the gateway uses. 4xxx are application codes; stable. */
@@ -60,9 +66,11 @@ export interface GatewayPresence {
   connected(session: Session): void | Promise<void>;
   disconnected(session: Session, clean: boolean): void | Promise<void>;
   /** Any frame from a device counts as activity. */
-  touch(userId: UserId, deviceId: DeviceId): void;
+  touch(connection: Connection): void;
   subscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
   unsubscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
+  /** A typing frame (volatile): presence expires it by itself. */
+  typing(from: Connection, frame: ClientFrameOf<"typing">): Promise<ErrorFrame | undefined>;
 }
 
 /** Options of {@link Gateway}. */
@@ -198,7 +206,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       this.emit("rejected", conn, frame);
       return Promise.resolve();
     }
-    this.#presence?.touch(conn.session.userId, conn.session.deviceId);
+    this.#presence?.touch(conn);
     const frame = parsed.frame;
     const run = conn.chain.then(() => this.#dispatch(conn, frame));
     conn.chain = run.catch((cause: unknown) => this.#fail(conn, cause, frame));
@@ -215,7 +223,9 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         reply = await this.router.receipt(conn.sender, frame);
         break;
       case "typing":
-        reply = await this.router.typing(conn.sender, frame);
+        reply = this.#presence
+          ? await this.#presence.typing(conn, frame)
+          : await this.router.typing(conn.sender, frame);
         break;
       case "presence.subscribe":
         await this.#presence?.subscribe(conn, frame.users as UserId[]);

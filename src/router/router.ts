@@ -33,6 +33,7 @@ import type {
   MessageFrame,
   SendFrame,
   ServerFrame,
+  ServerFrameOf,
 } from "../protocol/schemas.js";
 import type { FailReason, SentRecord } from "../queue/index.js";
 import { ReceiptTracker } from "../receipts/index.js";
@@ -456,18 +457,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** Routes a volatile `typing` frame to the peer's (or group's) connected devices; never stored or queued. */
   async typing(sender: Sender, frame: ClientFrameOf<"typing">): Promise<ErrorFrame | undefined> {
     const target = frame.to as Target;
-    if ("user" in target) {
-      await this.#toUser(target.user, {
-        type: "typing",
-        from: sender.userId,
-        to: frame.to,
-        conversation: directConversation(sender.userId, target.user),
-        state: frame.state,
-      });
-      return undefined;
-    }
-    const groups = this.#groups;
-    if (!groups || !(await groups.isMember(target.group, sender.userId).catch(() => false))) {
+    if ("group" in target && !(await this.isMember(target.group, sender.userId))) {
       return errorFrame(
         "not_group_member",
         "only members may type in a group",
@@ -475,16 +465,34 @@ export class Router extends TypedEmitter<RouterEvents> {
         "to.group",
       );
     }
-    const members = (await groups.members(target.group)).filter((u) => u !== sender.userId);
-    const sessions = await this.directory.lookupMany(members);
-    await this.#publishToSessions([...sessions.values()].flat(), {
+    await this.relayTyping({
       type: "typing",
       from: sender.userId,
       to: frame.to,
-      conversation: groupConversation(target.group),
+      conversation:
+        "user" in target
+          ? directConversation(sender.userId, target.user)
+          : groupConversation(target.group),
       state: frame.state,
     });
     return undefined;
+  }
+
+  /** Sends a server `typing` frame to its target's connected devices (a group's: all but the typist). */
+  async relayTyping(frame: ServerFrameOf<"typing">): Promise<void> {
+    const target = frame.to as Target;
+    if ("user" in target) {
+      await this.#toUser(target.user, frame);
+      return;
+    }
+    const members = (await this.#groups?.members(target.group).catch(() => [])) ?? [];
+    const sessions = await this.directory.lookupMany(members.filter((u) => u !== frame.from));
+    await this.#publishToSessions([...sessions.values()].flat(), frame);
+  }
+
+  /** Whether a user is a member of a group (false without a group service or for an unknown group). */
+  async isMember(group: GroupId, user: UserId): Promise<boolean> {
+    return (await this.#groups?.isMember(group, user).catch(() => false)) ?? false;
   }
 
   /** Sends a frame to every connected device of a user (optionally except one device). */

@@ -1,26 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { UserId } from "../../src/core/index.js";
-import type { GatewayPresence } from "../../src/gateway/index.js";
+import { type GatewayPresence, presenceBridge } from "../../src/gateway/index.js";
 import { PresenceTracker } from "../../src/presence/index.js";
 import type { Router } from "../../src/router/index.js";
 import { createSimulation, type SimNodeContext } from "../../src/testing/index.js";
 
-/** A per-node presence adapter over the PresenceTracker (what the lead will wire for real). */
+/** Per-node presence: a PresenceTracker bridged into the node's gateway. */
 function presenceFor(ctx: SimNodeContext, router: Router): { presence: GatewayPresence } {
   const tracker = new PresenceTracker({ clock: ctx.clock, thresholdMs: 3_600_000, coalesceMs: 0 });
-  tracker.on("notify", (n) => void router.toUser(n.viewer, n.frame));
-  return {
-    presence: {
-      connected: (s) => {
-        tracker.connect(s.userId, s.deviceId, s.sessionId);
-      },
-      disconnected: (s, clean) =>
-        tracker.disconnect(s.userId, s.deviceId, { clean, sessionId: s.sessionId }),
-      touch: (u, d) => tracker.touch(u, d),
-      subscribe: (viewer, users) => tracker.subscribe(viewer.session.userId, users),
-      unsubscribe: (viewer, users) => tracker.unsubscribe(viewer.session.userId, users),
-    },
-  };
+  return { presence: presenceBridge(tracker, router) };
 }
 
 describe("presence convergence", () => {
