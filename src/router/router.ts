@@ -1,5 +1,5 @@
-import type { Clock } from "../core/clock.js";
-import { isRelayError, RelayError } from "../core/errors.js";
+import type { Clock, Timer } from "../core/clock.js";
+import { ERROR_CODES, type ErrorCode, isRelayError, RelayError } from "../core/errors.js";
 import { TypedEmitter } from "../core/events.js";
 import {
   type ClientMessageId,
@@ -67,6 +67,15 @@ export interface RouterHooks {
     envelope: Envelope,
     sender: Sender,
   ): Refusal | undefined | Promise<Refusal | undefined>;
+}
+
+/** Serves a node-to-node request: receives the body and the calling node, resolves to the reply body. */
+export type ControlHandler = (body: unknown, from: NodeId) => Promise<unknown>;
+
+const REPLY = "reply";
+
+function asCode(code: string | undefined): ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code ?? "") ? (code as ErrorCode) : "internal";
 }
 
 /** Where a node's router hands frames for its local sessions (the gateway). */
@@ -168,6 +177,11 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #hooks: RouterHooks;
   readonly #inflight = new Map<string, Promise<ServerFrame>>();
   readonly #sinks = new Set<LocalSink>();
+  readonly #handlers = new Map<string, ControlHandler>();
+  readonly #requests = new Map<
+    string,
+    { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: Timer }
+  >();
   #transmits: { device: DeviceKey; envelope: Envelope }[] = [];
   #flushScheduled = false;
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -539,8 +553,73 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   #onPacket(packet: BusPacket): void {
-    if (packet.kind !== "frames") return;
-    for (const sink of this.#sinks) sink(packet.to, packet.frame);
+    if (packet.kind === "frames") {
+      for (const sink of this.#sinks) sink(packet.to, packet.frame);
+      return;
+    }
+    const data = packet.data as {
+      id?: string;
+      ok?: boolean;
+      body?: unknown;
+      code?: string;
+      message?: string;
+    };
+    if (packet.op === REPLY) {
+      const waiting = data.id === undefined ? undefined : this.#requests.get(data.id);
+      if (!waiting) return;
+      this.#requests.delete(data.id!);
+      this.#clock.clear(waiting.timer);
+      if (data.ok) waiting.resolve(data.body);
+      else
+        waiting.reject(new RelayError(asCode(data.code), data.message ?? "remote request failed"));
+      return;
+    }
+    const handler = this.#handlers.get(packet.op);
+    if (!handler || data.id === undefined) return;
+    const id = data.id;
+    handler(data.body, packet.from)
+      .then(
+        (body) => ({ id, ok: true, body }),
+        (e: unknown) => ({
+          id,
+          ok: false,
+          code: isRelayError(e) ? e.code : "internal",
+          message: e instanceof Error ? e.message : String(e),
+        }),
+      )
+      .then((reply) =>
+        this.#publish(packet.from, { kind: "control", from: this.nodeId, op: REPLY, data: reply }),
+      );
+  }
+
+  /**
+   * Serves a node-to-node request `op` (group forwarding, hand-over). The handler's result
+   * (plain JSON data) goes back to the caller; a thrown RelayError keeps its code.
+   */
+  handle(op: string, handler: ControlHandler): void {
+    if (op === REPLY) throw new RelayError("invalid_option", `Router: \`${op}\` is reserved`);
+    this.#handlers.set(op, handler);
+  }
+
+  /**
+   * Asks another node (or this one) to run `op` with `body`, over the NodeBus. Rejects with
+   * `timeout` when no answer comes within `timeoutMs` (the bus may lose packets).
+   */
+  request(node: NodeId, op: string, body: unknown, timeoutMs = 5000): Promise<unknown> {
+    if (node === this.nodeId) {
+      const handler = this.#handlers.get(op);
+      if (!handler) return Promise.reject(new RelayError("internal", `no handler for \`${op}\``));
+      return handler(body, this.nodeId);
+    }
+    const id = this.#ids.next("rq");
+    return new Promise((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => {
+        this.#requests.delete(id);
+        reject(new RelayError("timeout", `no answer from ${node} to \`${op}\` in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#requests.set(id, { resolve, reject, timer });
+      this.#publish(node, { kind: "control", from: this.nodeId, op, data: { id, body } });
+    });
   }
 
   #transmit(device: DeviceKey, envelope: Envelope): void {
