@@ -13,16 +13,33 @@ interface SystemTimer extends Timer {
 
 let timerIds = 0;
 
+/** Node's timers overflow past 2^31 - 1 ms (about 24.8 days) and fire at once; longer waits are chained. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+interface LongTimer extends Timer {
+  handle: ReturnType<typeof setTimeout>;
+  readonly interval: false;
+}
+
+function longTimeout(fn: () => void, ms: number, timer: LongTimer): void {
+  const step = Math.min(ms, MAX_DELAY);
+  timer.handle = setTimeout(() => {
+    if (ms > MAX_DELAY) longTimeout(fn, ms - MAX_DELAY, timer);
+    else fn();
+  }, step);
+  timer.handle.unref?.();
+}
+
 /** The real clock: `Date.now()` and the host's timers (unref'd, so they never hold a process open). */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const handle = setTimeout(fn, ms);
-    handle.unref?.();
-    return { id: ++timerIds, handle, interval: false } as SystemTimer;
+    const timer = { id: ++timerIds, interval: false } as LongTimer;
+    longTimeout(fn, Math.max(0, ms), timer);
+    return timer;
   },
   setInterval(fn, ms) {
-    const handle = setInterval(fn, ms);
+    const handle = setInterval(fn, Math.min(Math.max(1, ms), MAX_DELAY));
     handle.unref?.();
     return { id: ++timerIds, handle, interval: true } as SystemTimer;
   },

@@ -38,7 +38,7 @@ import type {
 import type { FailReason, SentRecord } from "../queue/index.js";
 import { ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
-import { MemoryMessageStore, type MessageStore } from "./message-store.js";
+import type { MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
 import { deliveryQueue, type Outbox, type OutboxFactory } from "./outbox.js";
 import { MemorySequenceStore, type SequenceStore } from "./sequence-store.js";
@@ -89,6 +89,11 @@ export interface RouterOptions {
   readonly devices?: DeviceRegistry;
   readonly bus?: NodeBus;
   readonly sequences?: SequenceStore;
+  /**
+   * Keeps accepted messages for history (a MessageStore in `history` mode). Without it the
+   * router runs the seed's relay retention: a message lives only in the outbox, and is gone
+   * once every recipient device has acked it. @default none (relay)
+   */
   readonly messages?: MessageStore;
   /** Builds the outbox around the router's hooks. @default a DeliveryQueue on the router's clock */
   readonly outbox?: OutboxFactory;
@@ -164,7 +169,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** The node bus in use. */
   readonly bus: NodeBus;
   /** The message store in use. */
-  readonly messages: MessageStore;
+  readonly messages: MessageStore | undefined;
   /** The outbox in use. */
   readonly outbox: Outbox;
   /** The receipt tracker in use. */
@@ -193,7 +198,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.directory = options.directory ?? new MemorySessionDirectory();
     this.devices = options.devices ?? new MemoryDeviceRegistry();
     this.bus = options.bus ?? new MemoryNodeBus();
-    this.messages = options.messages ?? new MemoryMessageStore();
+    this.messages = options.messages;
     this.#sequences = options.sequences ?? new MemorySequenceStore();
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
@@ -386,7 +391,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     for (const list of sessions.values()) {
       for (const s of list) online.add(deviceKey(s.userId, s.deviceId));
     }
-    await this.messages.put(envelope, recipients);
+    await this.messages?.put(envelope, recipients);
     const result = await this.outbox.enqueue(envelope, recipients, {
       online: (d) => online.has(d),
     });
@@ -450,7 +455,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     const me = deviceKey(sender.userId, sender.deviceId);
     const ids = frame.ids as MessageId[];
     await this.outbox.ack(me, ids);
-    for (const id of ids) await this.messages.delivered(id, me);
+    const messages = this.messages;
+    if (messages) for (const id of ids) await messages.delivered(id, me);
     await this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
     return undefined;
   }

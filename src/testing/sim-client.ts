@@ -505,6 +505,11 @@ export class SimClient {
     switch (frame.type) {
       case "message": {
         const id = frame.id as MessageId;
+        this.#world.trace.add(
+          now,
+          "recv",
+          `${this.key} ${this.#seen.has(id) ? "dup " : ""}${id} ${frame.from}#${frame.seq}`,
+        );
         if (this.#seen.has(id)) {
           this.duplicates++;
         } else {
