@@ -436,16 +436,25 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * Rebuilds the in-memory schedule from the store after a restart: every stored entry is
    * held again (devices offline until {@link deviceConnected} or an `online` predicate says
    * otherwise; attempts start over). Entries already held are left alone. Returns how many were added.
+   * With `devices`, only those devices are loaded (no scan of the store): a node of a cluster
+   * takes over the entries of a device that connected to it.
    */
-  async recover(options: { online?: (device: DeviceKey) => boolean } = {}): Promise<number> {
-    const keys = await this.#io("devices", () => this.#store.devices());
+  async recover(
+    options: {
+      online?: (device: DeviceKey) => boolean;
+      devices?: readonly DeviceKey[];
+    } = {},
+  ): Promise<number> {
+    const only = options.devices;
+    const keys = only ?? (await this.#io("devices", () => this.#store.devices()));
     let added = 0;
     for (const key of keys) {
       const list = await this.#io("list", () => this.#store.list(key));
+      if (list.length === 0 && !this.#devices.has(key)) continue;
       const state = this.#state(key);
-      for (const m of list) if (this.#insert(state, m, false)) added++;
+      for (const m of list) if (this.#insert(state, m, only !== undefined)) added++;
     }
-    this.#rebuildExpiry();
+    if (only === undefined) this.#rebuildExpiry();
     for (const key of keys) {
       const state = this.#devices.get(key);
       if (!state) continue;
@@ -453,6 +462,22 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       else this.#pump(state, this.#window);
     }
     return added;
+  }
+
+  /**
+   * Forgets a device's entries here without touching the store: another node serves the
+   * device now. Its timers stop and nothing is failed or counted delivered; the entries stay
+   * in the store for whoever {@link recover}s them. Returns how many entries were dropped.
+   */
+  release(device: DeviceKey): number {
+    const state = this.#devices.get(device);
+    if (!state) return 0;
+    const n = state.byId.size;
+    for (const e of [...state.byId.values()]) this.#remove(e);
+    this.#clearTimer(state);
+    this.#devices.delete(device);
+    this.#compactExpiry();
+    return n;
   }
 
   /** True when a volatile frame (typing) should be shed now: it is volatile and load is high. */

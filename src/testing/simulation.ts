@@ -13,6 +13,7 @@ import { assertInteger } from "../core/options.js";
 import { type RandomSource, seededRandom, sequentialIds } from "../core/random.js";
 import { Gateway, type GatewayOptions } from "../gateway/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore, type RetryPolicy } from "../queue/index.js";
+import { MemoryReceiptStore, ReceiptTracker } from "../receipts/index.js";
 import {
   MemoryDeviceRegistry,
   MemoryMessageStore,
@@ -198,6 +199,8 @@ export class Simulation {
   readonly messages = new MemoryMessageStore();
   /** The shared queue store. */
   readonly queueStore = new MemoryQueueStore();
+  /** The shared receipt store (each node runs its own ReceiptTracker over it). */
+  readonly receiptStore = new MemoryReceiptStore();
   readonly #trace: TraceBuffer;
   readonly #opts: SimulationOptions;
   readonly #nodes: NodeState[] = [];
@@ -699,6 +702,7 @@ export class Simulation {
       sequences: ctx.fence(this.sequences),
       messages: ctx.fence(this.messages),
       bus: endpoint,
+      receipts: new ReceiptTracker({ clock, store: ctx.fence(this.receiptStore) }),
       clock,
       ids,
       ...(outbox ? { outbox } : {}),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type GroupId, type MessageId, userId } from "../../src/core/index.js";
+import { deviceId, type GroupId, type MessageId, userId } from "../../src/core/index.js";
 import { GroupService } from "../../src/groups/index.js";
 import type { ServerFrame } from "../../src/protocol/index.js";
 import { type Cluster, type ClusterDevice, cluster } from "../support/cluster.js";
@@ -151,11 +151,13 @@ describe("Router receipts, 1:1, across nodes", () => {
     }
     // Bob's own devices still sync their unread state.
     expect(ticks(b2.transport).map((r) => r.status)).toEqual(["read"]);
-    // The watermark form is hidden too.
+    // The watermark form is hidden too: read implies delivered, and only that shows.
     await a1.send({ type: "send", id: "c2", to: { user: "bob" }, text: "y" });
     clear();
     await b2.send({ type: "receipt", status: "read", conversation: "dm:alice:bob", upTo: 2 });
-    for (const a of [a1, a2]) expect(ticks(a.transport)).toEqual([]);
+    for (const a of [a1, a2]) {
+      expect(ticks(a.transport)).toMatchObject([{ status: "delivered", by: "bob" }]);
+    }
 
     // Reciprocal: Alice shares hers, but Bob (who hides his) does not see Alice read.
     await b1.send({ type: "send", id: "r1", to: { user: "alice" }, text: "z" });
@@ -170,22 +172,57 @@ describe("Router receipts, 1:1, across nodes", () => {
     await c.close();
   });
 
-  it("a receipt for a message id the tracker has not seen yet is held, not dropped", async () => {
+  it("a receipt that overtakes its message is held, then applied when the message is tracked", async () => {
     const { c, a1, a2, b1 } = await dm();
-    // Bob's phone acks an id before the message exists anywhere: it is buffered.
-    const early = await c.nodes[1]!.router.receipts.ack(
+    // The ack reaches the tracker of the sender's node before the message is tracked.
+    const early = await c.nodes[0]!.router.receipts.ack(
       userId("bob"),
-      "phone" as never,
+      deviceId("phone"),
       "delivered",
-      ["n1.m1" as MessageId],
+      ["mn1.1" as MessageId],
     );
-    expect(early.buffered).toEqual(["n1.m1"]);
-    expect((await c.nodes[1]!.router.receipts.size()).buffered).toBe(1);
+    expect(early.buffered).toEqual(["mn1.1"]);
+    expect((await c.nodes[0]!.router.receipts.size()).buffered).toBe(1);
     await a1.send({ type: "send", id: "c1", to: { user: "bob" }, text: "x" });
-    expect(messageIds(b1)).toEqual(["n1.m1"]);
+    expect(messageIds(b1)).toEqual(["mn1.1"]);
+    for (const a of [a1, a2]) {
+      expect(ticks(a.transport)).toMatchObject([
+        { status: "delivered", ids: ["mn1.1"], by: "bob", device: "phone" },
+      ]);
+    }
+    expect((await c.nodes[0]!.router.receipts.size()).buffered).toBe(0);
     await c.close();
-    // The buffer lives on the node that took the ack: it did not reach node 1's tracker.
-    expect(ticks(a2.transport)).toEqual([]);
+  });
+
+  // KNOWN GAP (reported to the lead): the overtaking-receipt buffer is per tracker instance.
+  // An ack taken by node 2 for a message node 1 has not tracked yet stays in node 2's buffer
+  // and expires there, even though the trackers share one ReceiptStore. Flip to `it` once fixed.
+  it.fails("cross-node: a receipt buffered on another node is applied once the message is tracked", async () => {
+    const { c, a1, a2 } = await dm();
+    await c.nodes[1]!.router.receipts.ack(userId("bob"), deviceId("phone"), "delivered", [
+      "mn1.1" as MessageId,
+    ]);
+    await a1.send({ type: "send", id: "c1", to: { user: "bob" }, text: "x" });
+    for (const a of [a1, a2]) {
+      expect(ticks(a.transport)).toMatchObject([{ status: "delivered", ids: ["mn1.1"] }]);
+    }
+    await c.close();
+  });
+
+  // KNOWN GAP (reported to the lead; src/testing/simulation.ts names it too): with one
+  // DeliveryQueue per node over a shared store, an ack taken by node B never reaches the
+  // schedule of node A that enqueued, so A redelivers (and finally fails) a delivered message.
+  it.fails("cross-node: an ack on the recipient's node stops the sender node's redeliveries", async () => {
+    const { c, a1, b1 } = await dm();
+    await a1.send({ type: "send", id: "c1", to: { user: "bob" }, text: "x" });
+    const [id] = messageIds(b1);
+    await b1.send({ type: "receipt", status: "delivered", ids: [id] });
+    for (let i = 0; i < 5; i++) {
+      c.clock.advance(2000);
+      await c.flush();
+    }
+    expect(messageIds(b1)).toEqual([id]);
+    await c.close();
   });
 });
 
@@ -282,8 +319,8 @@ describe("Router receipts, groups, by policy", () => {
     });
     // Alice's other device is not a recipient of her own message's ticks.
     expect(byUser.has(userId("alice"))).toBe(false);
-    // b1 never acked: still only sent on that device.
-    expect(b1.transport.frames).toEqual([]);
+    // b1 never acked: no tick went to Bob (the queue redelivers to b1 meanwhile).
+    expect(b1.transport.ofType("receipt")).toEqual([]);
     await c.close();
   });
 

@@ -73,7 +73,10 @@ describe("known gaps", () => {
       seed: 4,
       nodes: 2,
       gateway: (ctx, router) => ({
-        presence: presenceBridge(new PresenceTracker({ clock: ctx.clock, thresholdMs: 3_600_000, coalesceMs: 0 }), router),
+        presence: presenceBridge(
+          new PresenceTracker({ clock: ctx.clock, thresholdMs: 3_600_000, coalesceMs: 0 }),
+          router,
+        ),
       }),
     });
     const carol = sim.client("carol", { node: "n1" });

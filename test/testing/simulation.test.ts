@@ -222,10 +222,7 @@ describe("clients", () => {
     expectClean(sim);
   });
 
-  // Router gap found by this test: in relay retention the message leaves the MessageStore on
-  // `delivered`, so a later `read` receipt finds no envelope and is never routed to the
-  // sender. Flip to `it` once receipts are routed without the stored envelope.
-  it.fails("auto-read: the sender gets delivered then read from each device", async () => {
+  it("auto-read: the sender gets delivered then read from each device", async () => {
     const sim = createSimulation({ seed: 13 });
     const alice = sim.client("alice");
     const bob = sim.client("bob", { autoRead: true });
