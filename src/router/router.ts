@@ -304,6 +304,8 @@ export class Router extends TypedEmitter<RouterEvents> {
         );
       try {
         if (!(await groups.isMember(target.group, sender.userId))) {
+          // An unknown group throws `group_not_found` here (refusal path only).
+          await groups.members(target.group);
           return errorFrame(
             "not_group_member",
             "only members may post to a group",

@@ -55,8 +55,9 @@ import { TraceBuffer } from "./trace.js";
  * - `per-node`: each node runs its own `DeliveryQueue` over one shared `MemoryQueueStore`
  *   (as with Redis); a restarted node calls `recover()`. Its schedule dies with it. Known
  *   gap it exposes: an ack taken by node B never reaches the schedule of node A that
- *   enqueued, so A retries until `attempts_exhausted` and tells the sender `failed` for a
- *   delivered message (the router needs cross-node acks before this can be the default).
+ *   enqueued, so A retries until `attempts_exhausted` and gives up on a delivered message,
+ *   and with window 1 later messages wait behind it (cross-node acks are needed before this
+ *   can be the default; see test/testing/known-gaps.test.ts).
  * - `cluster`: one `DeliveryQueue` for the whole cluster, transmitting through any live node:
  *   a model of a queue service that outlives nodes.
  * - a function: builds the outbox factory for one node incarnation (give it a

@@ -2,7 +2,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import type { NodeId } from "../../src/core/ids.js";
 import { sequentialIds } from "../../src/core/random.js";
 import { type Connection, Gateway, type GatewayOptions } from "../../src/gateway/index.js";
-import { MemoryQueueStore } from "../../src/queue/index.js";
+import { DeliveryQueue, MemoryQueueStore } from "../../src/queue/index.js";
 import { MemoryReceiptStore, ReceiptTracker, type ReceiptTrackerOptions } from "../../src/receipts/index.js";
 import {
   type BusHandler,
@@ -14,6 +14,8 @@ import {
   MemorySequenceStore,
   MemorySessionDirectory,
   type NodeBus,
+  type Outbox,
+  type OutboxHooks,
   Router,
   type RouterOptions,
 } from "../../src/router/index.js";
@@ -58,6 +60,39 @@ export class CountingBus implements NodeBus {
   }
 }
 
+/** A {@link FakeTransport} that can ack every message it gets, as a client does. */
+class AckingTransport extends FakeTransport {
+  #conn: Connection | undefined;
+  readonly #waiting: string[] = [];
+
+  constructor(
+    private readonly gateway: Gateway<Creds>,
+    private readonly autoAck: boolean,
+  ) {
+    super();
+  }
+
+  attach(conn: Connection): void {
+    this.#conn = conn;
+    this.#ack();
+  }
+
+  override send(data: string): void {
+    super.send(data);
+    const f = this.frames[this.frames.length - 1];
+    if (!this.autoAck || f?.type !== "message") return;
+    this.#waiting.push(f.id);
+    queueMicrotask(() => this.#ack());
+  }
+
+  #ack(): void {
+    const conn = this.#conn;
+    if (!conn || this.#waiting.length === 0) return;
+    const ids = this.#waiting.splice(0);
+    void this.gateway.receive(conn, JSON.stringify({ type: "receipt", status: "delivered", ids }));
+  }
+}
+
 /** One node of a {@link cluster}: a router and its gateway. */
 export interface ClusterNode {
   readonly id: NodeId;
@@ -79,6 +114,12 @@ export interface ClusterOptions {
   readonly router?: (ctx: ClusterNodeContext) => Partial<RouterOptions>;
   /** Receipt tracker options for every node (they all share one MemoryReceiptStore). */
   readonly receipts?: Omit<ReceiptTrackerOptions, "clock" | "store">;
+  /**
+   * One cluster-wide DeliveryQueue (a queue service outliving nodes) instead of one per node
+   * over the shared store. Per-node queues do not see acks taken by other nodes (a known gap),
+   * so tests that need many cross-node deliveries with acks use this. @default false
+   */
+  readonly sharedQueue?: boolean;
   /** More gateway options per node (a presence bridge). */
   readonly gateway?: (
     ctx: ClusterNodeContext,
@@ -110,6 +151,27 @@ export function cluster(n: number, options: ClusterOptions = {}) {
   const queueStore = new MemoryQueueStore();
   const receiptStore = new MemoryReceiptStore();
   const nodes: ClusterNode[] = [];
+  const hooks: OutboxHooks[] = [];
+  const shared = options.sharedQueue
+    ? new DeliveryQueue({
+        clock,
+        store: queueStore,
+        transmit: (d, e, a) => hooks[0]?.transmit(d, e, a),
+        onFailed: (e, d, r) => hooks[0]?.onFailed(e, d, r),
+      })
+    : undefined;
+  const sharedView = (h: OutboxHooks): Outbox => {
+    const q = shared!;
+    hooks.push(h);
+    return {
+      enqueue: (e, r, o) => q.enqueue(e, r, o),
+      ack: (d, ids) => q.ack(d, ids),
+      deviceConnected: (d) => q.deviceConnected(d),
+      deviceDisconnected: (d) => q.deviceDisconnected(d),
+      checkDuplicate: (u, c) => q.checkDuplicate(u, c),
+      close: () => {},
+    };
+  };
   const addNode = (): ClusterNode => {
     const index = nodes.length;
     const id = `n${index + 1}` as NodeId;
@@ -123,7 +185,7 @@ export function cluster(n: number, options: ClusterOptions = {}) {
       devices,
       sequences,
       messages,
-      outbox: deliveryQueue({ clock, store: queueStore }),
+      outbox: shared ? sharedView : deliveryQueue({ clock, store: queueStore }),
       receipts: new ReceiptTracker({
         ...options.receipts,
         clock,
@@ -151,13 +213,23 @@ export function cluster(n: number, options: ClusterOptions = {}) {
     for (let i = 0; i < 3; i++) await settle();
   };
 
-  async function connect(node: number, user: string, device = "d1"): Promise<ClusterDevice> {
+  /**
+   * Connects `user/device` to node `node` (an index). With `autoAck`, the device acks every
+   * message it gets as `delivered`, like a real client.
+   */
+  async function connect(
+    node: number,
+    user: string,
+    device = "d1",
+    opts: { autoAck?: boolean } = {},
+  ): Promise<ClusterDevice> {
     const at = nodes[node];
     if (!at) throw new Error(`no node ${node}`);
     await at.router.start();
-    const transport = new FakeTransport();
+    const transport = new AckingTransport(at.gateway, opts.autoAck ?? false);
     const conn = await at.gateway.open(transport, { user, device });
     if (!conn) throw new Error(`${user}/${device} was refused`);
+    transport.attach(conn);
     await flush();
     return {
       node: at,
@@ -179,6 +251,7 @@ export function cluster(n: number, options: ClusterOptions = {}) {
       await node.gateway.close();
       await node.router.close();
     }
+    shared?.close();
   }
 
   return {

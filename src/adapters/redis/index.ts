@@ -22,3 +22,10 @@ export { RedisReceiptStore, type RedisReceiptStoreOptions } from "./receipt-stor
 export { DEFAULT_REDIS_RETRY, isTransientRedisError, type RedisRetryPolicy } from "./redis-call.js";
 export { RedisSequenceStore, type RedisSequenceStoreOptions } from "./sequence-store.js";
 export { RedisSessionDirectory, type RedisSessionDirectoryOptions } from "./session-directory.js";
+export {
+  createRedisNode,
+  RedisNode,
+  type RedisNodeEvents,
+  type RedisNodeOptions,
+  type RedisNodeQueueOptions,
+} from "./node.js";

@@ -1,0 +1,698 @@
+import { Redis } from "ioredis";
+import { z } from "zod";
+import {
+  type Clock,
+  type DeviceId,
+  type DeviceKey,
+  deviceKey,
+  type IdSource,
+  type NodeId,
+  parseOptions,
+  RelayError,
+  type Session,
+  type SessionId,
+  splitDeviceKey,
+  systemClock,
+  systemIds,
+  type Timer,
+  TypedEmitter,
+  type UserId,
+} from "../../core/index.js";
+import { Discovery, type NodeInfo } from "../../discovery/index.js";
+import {
+  type Authenticate,
+  type Connection,
+  Gateway,
+  type GatewayPresence,
+  presenceBridge,
+} from "../../gateway/index.js";
+import { GroupService } from "../../groups/index.js";
+import {
+  type PresenceStore,
+  PresenceTracker,
+  presenceOf,
+  type UserPresence,
+} from "../../presence/index.js";
+import type { PresenceFrame } from "../../protocol/index.js";
+import { DeliveryQueue, type DeliveryQueueOptions } from "../../queue/index.js";
+import { ReceiptTracker } from "../../receipts/index.js";
+import type { BusPacket, Outbox, SessionDirectory } from "../../router/index.js";
+import { Router } from "../../router/index.js";
+import { RedisDeviceRegistry } from "./device-registry.js";
+import { RedisGroupStore } from "./group-store.js";
+import type { RedisClient } from "./lua-script.js";
+import { RedisMessageStore } from "./message-store.js";
+import { RedisNodeBus } from "./node-bus.js";
+import { RedisNodeRegistry } from "./node-registry.js";
+import { RedisPresenceStore } from "./presence-store.js";
+import { RedisQueueStore } from "./queue-store.js";
+import { isRedisClient } from "./redis-call.js";
+import { RedisReceiptStore } from "./receipt-store.js";
+import { RedisSequenceStore } from "./sequence-store.js";
+import { RedisSessionDirectory } from "./session-directory.js";
+
+/** Queue options a {@link RedisNode} passes through to its {@link DeliveryQueue}. */
+export type RedisNodeQueueOptions = Omit<
+  DeliveryQueueOptions,
+  "transmit" | "onFailed" | "store" | "clock"
+>;
+
+/** Options of {@link createRedisNode}. */
+export interface RedisNodeOptions<C = unknown> {
+  /** A Redis URL (the node owns that client) or a connected ioredis client (not closed by the node). */
+  readonly redis: string | RedisClient;
+  /** Decides who a connection is (the gateway's hook). */
+  readonly authenticate: Authenticate<C>;
+  /** Namespace of every key and channel; all nodes of one cluster share it. @default "rk" */
+  readonly prefix?: string;
+  /** Readable base of the node id; a random suffix makes it fresh per start. @default "node" */
+  readonly name?: string;
+  /** How long the node stays live without a heartbeat. @default 10000 */
+  readonly ttlMs?: number;
+  /** Heartbeat (and presence lease) period. @default ttlMs / 3 */
+  readonly heartbeatMs?: number;
+  /**
+   * How often the node re-reads the queue entries of its connected devices from Redis (covers
+   * lost bus packets and races between a reconnect and a send elsewhere). @default 5000
+   */
+  readonly resyncMs?: number;
+  /** Presence: online while a device was active within this many ms. @default 10000 */
+  readonly presenceThresholdMs?: number;
+  /** Published in the registry (e.g. the gateway URL). @default {} */
+  readonly meta?: Record<string, string>;
+  /** Passed to the node's DeliveryQueue (retry policy, TTL, window...). */
+  readonly queue?: RedisNodeQueueOptions;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Ids of messages, sessions and the node's suffix. @default systemIds() */
+  readonly ids?: IdSource;
+}
+
+const schema = z.object({
+  redis: z.union([z.string().min(1), z.custom<RedisClient>(isRedisClient, "an ioredis client")]),
+  authenticate: z.custom<Authenticate>((v) => typeof v === "function", "a function"),
+  prefix: z
+    .string()
+    .regex(/^[^{}\s]+$/, "a non-empty string without braces or spaces")
+    .default("rk"),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, `_`, `.` or `-`")
+    .default("node"),
+  ttlMs: z.int().min(100).default(10_000),
+  heartbeatMs: z.int().min(10).optional(),
+  resyncMs: z.int().min(10).default(5_000),
+  presenceThresholdMs: z.int().min(1).default(10_000),
+  meta: z.record(z.string(), z.string()).default({}),
+  queue: z.record(z.string(), z.unknown()).optional(),
+  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
+  ids: z.custom<IdSource>((v) => typeof v === "object" && v !== null).optional(),
+});
+
+/** Events of a {@link RedisNode}. */
+export interface RedisNodeEvents {
+  /** Something failed in the background (Redis, bus, discovery); the node carries on and retries. */
+  error: (error: RelayError) => void;
+  /** This node claimed a dead node and handled it (sessions dropped, presence expired). */
+  nodeExpired: (node: NodeInfo, users: readonly UserId[]) => void;
+  /** Others considered this node dead (or Redis lost its data): its sessions were registered again. */
+  selfExpired: () => void;
+}
+
+/**
+ * One relaykit node on Redis: every port on Redis, a Router, a Gateway with presence, groups,
+ * and Discovery. Run one per process, any number of processes on one Redis; attach a socket
+ * server to {@link RedisNode.gateway} (e.g. `createWsGateway` from `relaykit/ws`).
+ *
+ * Delivery across nodes: a device's queue entries live in Redis and are scheduled by the node
+ * holding its connection. The node that accepts a message stores it, transmits to its own
+ * devices, and tells the nodes holding the other recipients to load it; a device that
+ * (re)connects anywhere loads what waits for it. So no accepted message depends on one node:
+ * when a node dies, its users reconnect elsewhere and get everything unacked.
+ * @example
+ * const node = await createRedisNode({ redis: "redis://127.0.0.1:6379", authenticate });
+ * createWsGateway({ gateway: node.gateway, port: 8081 });
+ */
+export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
+  /** This process's node id (fresh per start). */
+  readonly nodeId: NodeId;
+  readonly router: Router;
+  readonly gateway: Gateway<C>;
+  readonly groups: GroupService;
+  /** The node-local presence tracker (activity, typing); shared presence is in {@link presenceStore}. */
+  readonly presence: PresenceTracker;
+  readonly presenceStore: PresenceStore;
+  readonly discovery: Discovery;
+  /** The node's DeliveryQueue (entries of the devices connected here). */
+  readonly queue: DeliveryQueue;
+  /** The ioredis client in use. */
+  readonly redis: RedisClient;
+  readonly #owned: boolean;
+  readonly #bus: RedisNodeBus;
+  readonly #local: LocalDirectory;
+  readonly #clock: Clock;
+  readonly #threshold: number;
+  readonly #ttlMs: number;
+  readonly #heartbeatMs: number;
+  readonly #resyncMs: number;
+  readonly #subs = new Map<UserId, Set<UserId>>();
+  readonly #shown = new Map<string, string>();
+  readonly #dirty = new Set<UserId>();
+  readonly #held = new Set<DeviceKey>();
+  readonly #unsubscribe: (() => Promise<void>)[] = [];
+  #presenceTimer: Timer | undefined;
+  #resyncTimer: Timer | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** Use {@link createRedisNode}, which also starts it. @throws RelayError `invalid_option` */
+  constructor(options: RedisNodeOptions<C>) {
+    super();
+    const o = parseOptions(schema, options, "RedisNode");
+    const clock = options.clock ?? systemClock;
+    const ids = options.ids ?? systemIds();
+    this.#clock = clock;
+    this.#threshold = o.presenceThresholdMs;
+    this.#ttlMs = o.ttlMs;
+    this.#heartbeatMs = o.heartbeatMs ?? Math.max(10, Math.floor(o.ttlMs / 3));
+    this.#resyncMs = o.resyncMs;
+    if (this.#heartbeatMs >= this.#ttlMs) {
+      throw new RelayError(
+        "invalid_option",
+        `RedisNode: Expected \`heartbeatMs\` to be < ttlMs (${this.#ttlMs}), got \`${this.#heartbeatMs}\` (number)`,
+      );
+    }
+    this.nodeId = `${o.name}.${ids.next("").replace(/[^A-Za-z0-9]/g, "").slice(-10)}` as NodeId;
+    if (typeof options.redis === "string") {
+      const client = new Redis(options.redis, {
+        lazyConnect: false,
+        commandTimeout: 5_000,
+        enableOfflineQueue: true,
+        maxRetriesPerRequest: 20,
+        retryStrategy: (times) => Math.min(50 * times, 1_000),
+      });
+      // A lost Redis must not crash the node: ioredis reconnects, commands retry.
+      client.on("error", () => {});
+      this.redis = client;
+      this.#owned = true;
+    } else {
+      this.redis = options.redis;
+      this.#owned = false;
+    }
+    const redis = this.redis;
+    const prefix = o.prefix;
+    const common = { redis, prefix, clock };
+    const report = (e: unknown) => this.#report(e);
+
+    this.#bus = new RedisNodeBus({ ...common, onError: report });
+    this.#local = new LocalDirectory(
+      new RedisSessionDirectory(common),
+      this.nodeId,
+      (device) => this.#releaseDevice(device),
+    );
+    this.presenceStore = new RedisPresenceStore(common);
+    this.groups = new GroupService({ store: new RedisGroupStore(common), clock, ids });
+    const queueStore = new RedisQueueStore(common);
+    let queue: DeliveryQueue | undefined;
+    this.router = new Router({
+      nodeId: this.nodeId,
+      directory: this.#local,
+      devices: new RedisDeviceRegistry(common),
+      bus: this.#bus,
+      sequences: new RedisSequenceStore(common),
+      messages: new RedisMessageStore(common),
+      receipts: new ReceiptTracker({ store: new RedisReceiptStore(common), clock }),
+      groups: this.groups,
+      clock,
+      ids,
+      outbox: (hooks) => {
+        queue = new DeliveryQueue({
+          ...((options.queue ?? {}) as RedisNodeQueueOptions),
+          store: queueStore,
+          clock,
+          ...hooks,
+        });
+        return this.#outbox(queue);
+      },
+    });
+    this.queue = queue!;
+    this.queue.on("storeError", (e) => report(e));
+    this.router.on("error", report);
+    this.groups.on("system", ({ groupId, event }) => {
+      this.router.postSystem(groupId, event).catch(report);
+    });
+
+    this.presence = new PresenceTracker({ clock, thresholdMs: o.presenceThresholdMs });
+    this.presence.on("change", (user) => {
+      void this.#writePresence(user).then(() => this.#broadcast("presence", { users: [user] }));
+    });
+    this.gateway = new Gateway<C>({
+      router: this.router,
+      authenticate: options.authenticate,
+      presence: this.#gatewayPresence(presenceBridge(this.presence, this.router)),
+      clock,
+      ids,
+    });
+    this.gateway.on("error", report);
+
+    this.discovery = new Discovery({
+      registry: new RedisNodeRegistry(common),
+      nodeId: this.nodeId,
+      ttlMs: o.ttlMs,
+      intervalMs: this.#heartbeatMs,
+      meta: o.meta,
+      clock,
+      onExpired: (node) => this.#onNodeExpired(node),
+    });
+    this.discovery.on("error", report);
+    this.discovery.on("selfExpired", () => {
+      this.#reregister().catch(report);
+    });
+  }
+
+  /** Subscribes to the bus, registers the node and starts its timers. Called by {@link createRedisNode}. */
+  async start(): Promise<void> {
+    await this.router.start();
+    this.#unsubscribe.push(
+      await this.#bus.subscribe(this.#queueChannel(this.nodeId), (p) => this.#onQueuePacket(p)),
+      await this.#bus.subscribe(this.#allChannel(), (p) => this.#onBroadcast(p)),
+    );
+    await this.discovery.start();
+    await this.presenceStore.heartbeat(this.nodeId, this.#clock.now(), this.#ttlMs);
+    this.#presenceTimer = this.#clock.setInterval(() => {
+      this.#presenceTick().catch((e: unknown) => this.#report(e));
+    }, this.#heartbeatMs);
+    this.#resyncTimer = this.#clock.setInterval(() => {
+      this.resync().catch((e: unknown) => this.#report(e));
+    }, this.#resyncMs);
+  }
+
+  /** The shared presence of a user as of now (read from Redis). */
+  async presenceOf(user: UserId): Promise<UserPresence> {
+    const now = this.#clock.now();
+    return presenceOf(await this.presenceStore.read(user, now), now, this.#threshold);
+  }
+
+  /** Devices connected to this node now. */
+  localDevices(): DeviceKey[] {
+    return this.#local.devices();
+  }
+
+  /**
+   * Re-reads from Redis the queue entries of every device connected here (the timer runs it
+   * every `resyncMs`), and lets go of devices no longer here.
+   */
+  async resync(): Promise<void> {
+    for (const d of [...this.#held]) if (!this.#local.has(d)) this.#releaseDevice(d);
+    const devices = this.#local.devices();
+    if (devices.length === 0) return;
+    await this.#load(devices);
+    for (const d of devices) {
+      if (this.#local.has(d) && !this.queue.isOnline(d)) this.queue.deviceConnected(d);
+    }
+  }
+
+  /**
+   * Leaves the cluster cleanly: closes every connection (clients reconnect elsewhere),
+   * deregisters, stops timers and releases Redis (when the node owns the client).
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#clock.clear(this.#presenceTimer);
+      this.#clock.clear(this.#resyncTimer);
+      await this.gateway.close().catch((e: unknown) => this.#report(e));
+      await this.discovery.stop().catch((e: unknown) => this.#report(e));
+      for (const u of this.#unsubscribe.splice(0)) await u().catch(() => {});
+      await this.router.close();
+      this.presence.close();
+      await this.#bus.close();
+      if (this.#owned) {
+        await Promise.race([
+          this.redis.quit().catch(() => {}),
+          new Promise<void>((r) => this.#clock.setTimeout(r, 1_000)),
+        ]);
+        this.redis.disconnect();
+      }
+    })();
+    return this.#closing;
+  }
+
+  // ---- delivery ------------------------------------------------------------------------
+
+  /** The router's outbox: the queue, scoped to the devices connected here. */
+  #outbox(queue: DeliveryQueue): Outbox {
+    const local = () => this.#local;
+    return {
+      enqueue: async (envelope, recipients, options) => {
+        const result = await queue.enqueue(envelope, recipients, {
+          ...options,
+          online: (d) => local().has(d),
+        });
+        if (!result.ok) return result;
+        const remote: DeviceKey[] = [];
+        for (const d of recipients) {
+          if (local().has(d)) this.#held.add(d);
+          else {
+            queue.release(d);
+            remote.push(d);
+          }
+        }
+        if (remote.length > 0) this.#tellOwners(remote).catch((e: unknown) => this.#report(e));
+        return result;
+      },
+      ack: (device, ids) => queue.ack(device, ids),
+      deviceConnected: async (device) => {
+        await this.#load([device]);
+        if (local().has(device)) queue.deviceConnected(device);
+      },
+      // Entries are let go when the last session here goes (see LocalDirectory).
+      deviceDisconnected: () => {},
+      checkDuplicate: (sender, clientId) => queue.checkDuplicate(sender, clientId),
+      close: () => queue.close(),
+    };
+  }
+
+  async #load(devices: readonly DeviceKey[]): Promise<void> {
+    const mine = devices.filter((d) => this.#local.has(d));
+    if (mine.length === 0) return;
+    for (const d of mine) this.#held.add(d);
+    await this.queue.recover({ devices: mine });
+  }
+
+  #releaseDevice(device: DeviceKey): void {
+    this.#held.delete(device);
+    this.queue.release(device);
+  }
+
+  /** Tells the nodes holding these devices to load their new entries from Redis. */
+  async #tellOwners(devices: readonly DeviceKey[]): Promise<void> {
+    const users = [...new Set(devices.map((d) => splitDeviceKey(d).userId))];
+    const wanted = new Set(devices);
+    const sessions = await this.#local.lookupMany(users);
+    const byNode = new Map<NodeId, Set<DeviceKey>>();
+    for (const list of sessions.values()) {
+      for (const s of list) {
+        const d = deviceKey(s.userId, s.deviceId);
+        if (!wanted.has(d) || s.nodeId === this.nodeId) continue;
+        let set = byNode.get(s.nodeId);
+        if (!set) {
+          set = new Set();
+          byNode.set(s.nodeId, set);
+        }
+        set.add(d);
+      }
+    }
+    await Promise.all(
+      [...byNode].map(([node, set]) =>
+        this.#bus.publish(this.#queueChannel(node), {
+          kind: "control",
+          from: this.nodeId,
+          op: "load",
+          data: { devices: [...set] },
+        }),
+      ),
+    );
+  }
+
+  #onQueuePacket(packet: BusPacket): void {
+    if (packet.kind !== "control" || packet.op !== "load") return;
+    const devices = (packet.data as { devices?: unknown }).devices;
+    if (!Array.isArray(devices)) return;
+    this.#load(devices.filter((d): d is DeviceKey => typeof d === "string")).catch((e: unknown) =>
+      this.#report(e),
+    );
+  }
+
+  // ---- discovery -------------------------------------------------------------------------
+
+  /** A dead node this node claimed: drop its sessions, expire its presence, let its devices' entries be taken over. */
+  async #onNodeExpired(node: NodeInfo): Promise<void> {
+    const dropped = await this.router.directory.dropNode(node.nodeId);
+    const expired = await this.presenceStore.expireNode(node.nodeId, node.lastHeartbeat);
+    const users = [...new Set([...expired, ...dropped.map((s) => s.userId)])];
+    await this.#broadcast("expired", {
+      node: node.nodeId,
+      users,
+      devices: dropped.map((s) => deviceKey(s.userId, s.deviceId)),
+    });
+    this.emit("nodeExpired", node, users);
+  }
+
+  /** Others dropped this node (a pause past the TTL, or Redis lost its data): come back whole. */
+  async #reregister(): Promise<void> {
+    await this.presenceStore.heartbeat(this.nodeId, this.#clock.now(), this.#ttlMs);
+    const users = new Set<UserId>();
+    for (const s of this.#local.sessions()) {
+      await this.router.connect(s);
+      users.add(s.userId);
+    }
+    for (const u of users) await this.#writePresence(u);
+    if (users.size > 0) await this.#broadcast("presence", { users: [...users] });
+    this.emit("selfExpired");
+  }
+
+  // ---- presence --------------------------------------------------------------------------
+
+  #gatewayPresence(base: GatewayPresence): GatewayPresence {
+    return {
+      connected: async (session) => {
+        await base.connected(session);
+        await this.#writePresence(session.userId);
+        await this.#broadcast("presence", { users: [session.userId] });
+      },
+      disconnected: async (session, clean) => {
+        await base.disconnected(session, clean);
+        if (!this.#local.hasUser(session.userId)) this.#dropViewer(session.userId);
+        await this.#writePresence(session.userId);
+        await this.#broadcast("presence", { users: [session.userId] });
+      },
+      touch: (conn) => {
+        base.touch(conn);
+        this.#dirty.add(conn.session.userId);
+      },
+      subscribe: async (viewer: Connection, users) => {
+        const me = viewer.session.userId;
+        for (const u of users) {
+          let set = this.#subs.get(u);
+          if (!set) {
+            set = new Set();
+            this.#subs.set(u, set);
+          }
+          set.add(me);
+          this.#shown.delete(`${me}\u0000${u}`);
+        }
+        await Promise.all(users.map((u) => this.#show(me, u)));
+      },
+      unsubscribe: (viewer: Connection, users) => {
+        const me = viewer.session.userId;
+        for (const u of users) this.#unwatch(me, u);
+      },
+      typing: (from, frame) => base.typing(from, frame),
+    };
+  }
+
+  #unwatch(viewer: UserId, subject: UserId): void {
+    const set = this.#subs.get(subject);
+    set?.delete(viewer);
+    if (set?.size === 0) this.#subs.delete(subject);
+    this.#shown.delete(`${viewer}\u0000${subject}`);
+  }
+
+  #dropViewer(viewer: UserId): void {
+    for (const [subject, set] of [...this.#subs]) if (set.has(viewer)) this.#unwatch(viewer, subject);
+  }
+
+  /** Sends `viewer` the shared presence of `subject` unless it is what it was last shown. */
+  async #show(viewer: UserId, subject: UserId): Promise<void> {
+    const p = await this.presenceOf(subject);
+    const frame: PresenceFrame = {
+      type: "presence",
+      user: subject,
+      status: p.status,
+      lastSeen: p.status === "online" ? null : p.lastSeen,
+    };
+    const key = `${viewer}\u0000${subject}`;
+    const shown = `${frame.status}|${frame.lastSeen}`;
+    if (this.#shown.get(key) === shown) return;
+    this.#shown.set(key, shown);
+    await this.router.toUser(viewer, frame);
+  }
+
+  /** Some users' presence may have changed (anywhere): update the viewers watching them from here. */
+  async #changed(users: readonly UserId[]): Promise<void> {
+    const jobs: Promise<void>[] = [];
+    for (const u of users) for (const v of this.#subs.get(u) ?? []) jobs.push(this.#show(v, u));
+    await Promise.all(jobs);
+  }
+
+  /** Writes the records of a user's devices that this node owns to the shared store. */
+  async #writePresence(user: UserId): Promise<void> {
+    const records = this.presence.devices(user);
+    if (records.length === 0) return;
+    let stored: Map<DeviceId, NodeId> | undefined;
+    for (const r of records) {
+      if (!this.#local.has(deviceKey(user, r.deviceId))) {
+        // Not connected here: only overwrite a record this node still owns.
+        stored ??= new Map(
+          (await this.presenceStore.read(user, this.#clock.now())).map((x) => [
+            x.deviceId,
+            x.nodeId,
+          ]),
+        );
+        if (stored.get(r.deviceId) !== this.nodeId) continue;
+      }
+      await this.presenceStore.write({ ...r, userId: user, nodeId: this.nodeId });
+    }
+  }
+
+  async #presenceTick(): Promise<void> {
+    await this.presenceStore.heartbeat(this.nodeId, this.#clock.now(), this.#ttlMs);
+    const users = [...this.#dirty];
+    this.#dirty.clear();
+    for (const u of users) if (this.#local.hasUser(u)) await this.#writePresence(u);
+  }
+
+  // ---- broadcast -----------------------------------------------------------------------
+
+  #allChannel(): NodeId {
+    return "~all" as NodeId;
+  }
+
+  #queueChannel(node: NodeId): NodeId {
+    return `${node}~q` as NodeId;
+  }
+
+  async #broadcast(op: "presence" | "expired", data: Record<string, unknown>): Promise<void> {
+    try {
+      await this.#bus.publish(this.#allChannel(), { kind: "control", from: this.nodeId, op, data });
+    } catch (e) {
+      this.#report(e);
+    }
+  }
+
+  #onBroadcast(packet: BusPacket): void {
+    if (packet.kind !== "control") return;
+    const data = packet.data as { users?: unknown; devices?: unknown };
+    const users = Array.isArray(data.users)
+      ? data.users.filter((u): u is UserId => typeof u === "string")
+      : [];
+    this.#changed(users).catch((e: unknown) => this.#report(e));
+    if (packet.op === "expired" && Array.isArray(data.devices)) {
+      const devices = data.devices.filter((d): d is DeviceKey => typeof d === "string");
+      this.#load(devices).catch((e: unknown) => this.#report(e));
+    }
+  }
+
+  #report(e: unknown): void {
+    const err =
+      e instanceof RelayError
+        ? e
+        : new RelayError("internal", e instanceof Error ? e.message : String(e), { cause: e });
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+  }
+}
+
+/**
+ * Assembles one relaykit node on Redis and starts it (bus subscription, registration,
+ * heartbeats). Use a fresh process (or at least a fresh node) per start: the id is new each time.
+ * @throws RelayError `invalid_option`; `store_unavailable` when Redis cannot be reached.
+ */
+export async function createRedisNode<C = unknown>(
+  options: RedisNodeOptions<C>,
+): Promise<RedisNode<C>> {
+  const node = new RedisNode<C>(options);
+  try {
+    await node.start();
+  } catch (e) {
+    await node.close().catch(() => {});
+    throw e;
+  }
+  return node;
+}
+
+/**
+ * The shared session directory, plus which sessions are on this node: the node's queue
+ * holds a device's entries only while a session of it is here, and lets them go (to whoever
+ * the device reconnects to) when the last one ends.
+ */
+class LocalDirectory implements SessionDirectory {
+  readonly #inner: SessionDirectory;
+  readonly #nodeId: NodeId;
+  readonly #onGone: (device: DeviceKey) => void;
+  readonly #sessions = new Map<SessionId, Session>();
+  readonly #byDevice = new Map<DeviceKey, Set<SessionId>>();
+  readonly #byUser = new Map<UserId, number>();
+
+  constructor(inner: SessionDirectory, nodeId: NodeId, onGone: (device: DeviceKey) => void) {
+    this.#inner = inner;
+    this.#nodeId = nodeId;
+    this.#onGone = onGone;
+  }
+
+  has(device: DeviceKey): boolean {
+    return this.#byDevice.has(device);
+  }
+
+  hasUser(user: UserId): boolean {
+    return this.#byUser.has(user);
+  }
+
+  devices(): DeviceKey[] {
+    return [...this.#byDevice.keys()];
+  }
+
+  sessions(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  async register(session: Session): Promise<void> {
+    if (session.nodeId === this.#nodeId && !this.#sessions.has(session.sessionId)) {
+      this.#sessions.set(session.sessionId, session);
+      const d = deviceKey(session.userId, session.deviceId);
+      let set = this.#byDevice.get(d);
+      if (!set) {
+        set = new Set();
+        this.#byDevice.set(d, set);
+      }
+      set.add(session.sessionId);
+      this.#byUser.set(session.userId, (this.#byUser.get(session.userId) ?? 0) + 1);
+    }
+    await this.#inner.register(session);
+  }
+
+  async unregister(sessionId: SessionId): Promise<Session | undefined> {
+    this.#forget(sessionId);
+    return this.#inner.unregister(sessionId);
+  }
+
+  #forget(sessionId: SessionId): void {
+    const s = this.#sessions.get(sessionId);
+    if (!s) return;
+    this.#sessions.delete(sessionId);
+    const d = deviceKey(s.userId, s.deviceId);
+    const set = this.#byDevice.get(d);
+    set?.delete(sessionId);
+    const n = (this.#byUser.get(s.userId) ?? 1) - 1;
+    if (n <= 0) this.#byUser.delete(s.userId);
+    else this.#byUser.set(s.userId, n);
+    if (set?.size === 0) {
+      this.#byDevice.delete(d);
+      this.#onGone(d);
+    }
+  }
+
+  lookup(userId: UserId): Promise<readonly Session[]> {
+    return this.#inner.lookup(userId);
+  }
+
+  lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>> {
+    return this.#inner.lookupMany(userIds);
+  }
+
+  sessionsOf(nodeId: NodeId): Promise<readonly Session[]> {
+    return this.#inner.sessionsOf(nodeId);
+  }
+
+  dropNode(nodeId: NodeId): Promise<readonly Session[]> {
+    return this.#inner.dropNode(nodeId);
+  }
+}

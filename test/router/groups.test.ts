@@ -1,0 +1,406 @@
+import { describe, expect, it } from "vitest";
+import {
+  type GroupId,
+  groupId,
+  type MessageId,
+  type NodeId,
+  nodeId,
+  type RelayError,
+  sequentialIds,
+  type UserId,
+  userId,
+} from "../../src/core/index.js";
+import {
+  GroupDirectory,
+  type GroupRequest,
+  type GroupResponse,
+  GroupService,
+  GroupSharder,
+} from "../../src/groups/index.js";
+import { HashRing } from "../../src/sharding/index.js";
+import { type Cluster, type ClusterDevice, type ClusterNode, cluster } from "../support/cluster.js";
+
+const u = userId;
+const msgs = (d: ClusterDevice) => d.transport.ofType("message");
+const ringOf = (ids: readonly NodeId[]) => new HashRing<NodeId>({ vnodes: 64, nodes: [...ids] });
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as RelayError).code;
+  }
+  return "resolved";
+}
+
+/**
+ * `n` nodes, each with its own GroupService (own store) behind a GroupDirectory that
+ * forwards to the ring's owner over the router control channel; each owner's service posts
+ * its membership changes through its router.
+ */
+function sharded(n: number, opts: { maxSize?: number; sharedQueue?: boolean } = {}) {
+  let ring = ringOf(Array.from({ length: n }, (_, i) => nodeId(`n${i + 1}`)));
+  const parts: { service: GroupService; directory: GroupDirectory }[] = [];
+  const systemPosts: Promise<unknown>[] = [];
+  const c: Cluster = cluster(n, {
+    sharedQueue: opts.sharedQueue ?? false,
+    router: (ctx) => {
+      const service = new GroupService({
+        clock: ctx.clock,
+        ids: sequentialIds(`${ctx.id}.`),
+        ...(opts.maxSize === undefined ? {} : { maxSize: opts.maxSize }),
+      });
+      const directory = new GroupDirectory({
+        sharder: new GroupSharder({ ring: ring.clone(), nodeId: ctx.id }),
+        service,
+        ids: sequentialIds(`${ctx.id}.`),
+        forward: async (owner, req) =>
+          (await c.nodes[ctx.index]!.router.request(owner, "groups", req)) as GroupResponse,
+      });
+      parts[ctx.index] = { service, directory };
+      return { groups: directory };
+    },
+  });
+  const wire = (node: ClusterNode) => {
+    const { service, directory } = parts[node.index]!;
+    node.router.handle("groups", (req) => directory.handle(req as GroupRequest));
+    service.on("system", ({ groupId: g, event }) => {
+      systemPosts.push(node.router.postSystem(g, event));
+    });
+  };
+  for (const node of c.nodes) wire(node);
+  return {
+    c,
+    parts,
+    systemPosts,
+    dir: (i: number) => parts[i]!.directory,
+    get ring() {
+      return ring;
+    },
+    /** A new node joins with the next ring (the others switch when the test says so). */
+    join(): { node: ClusterNode; next: HashRing<NodeId> } {
+      const next = ring.clone();
+      next.add(nodeId(`n${c.nodes.length + 1}`));
+      ring = next;
+      const node = c.addNode();
+      wire(node);
+      return { node, next };
+    },
+  };
+}
+
+describe("Router groups: membership rules", () => {
+  it("members post and every member device gets it; a non-member is refused with an error frame and nothing is delivered", async () => {
+    const w = sharded(2);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const carol = await c.connect(0, "carol");
+    const g = await w.dir(1).create(u("alice"), { id: groupId("climbing"), members: [u("bob")] });
+    await c.flush();
+    for (const d of [alice, bob, carol]) d.transport.clear();
+
+    await bob.send({ type: "send", id: "b1", to: { group: g.id }, text: "hi all" });
+    expect(bob.transport.ofType("receipt")).toMatchObject([{ status: "sent", clientId: "b1" }]);
+    expect(msgs(alice).map((m) => m.text)).toEqual(["hi all"]);
+
+    const packetsBefore = c.bus.log.filter((p) => p.packet.kind === "frames").length;
+    const storedBefore = c.messages.size;
+    await carol.send({ type: "send", id: "k1", to: { group: g.id }, text: "let me in" });
+    expect(carol.transport.ofType("error")).toMatchObject([
+      { code: "not_group_member", ref: "k1", path: "to.group" },
+    ]);
+    expect(carol.transport.ofType("receipt")).toEqual([]);
+    expect(msgs(alice)).toHaveLength(1);
+    expect(msgs(bob)).toHaveLength(0);
+    expect(c.bus.log.filter((p) => p.packet.kind === "frames").length).toBe(packetsBefore);
+    // Nothing was stored or queued for the refused send.
+    expect(c.messages.size).toBe(storedBefore);
+
+    // Typing into a group one is not in is refused the same way.
+    await carol.send({ type: "typing", to: { group: g.id }, state: "composing" });
+    expect(carol.transport.ofType("error").at(-1)).toMatchObject({ code: "not_group_member" });
+    expect(alice.transport.ofType("typing")).toEqual([]);
+    await c.close();
+  });
+
+  it("an unknown group is refused with an error frame", async () => {
+    const w = sharded(2);
+    const alice = await w.c.connect(0, "alice");
+    await alice.send({ type: "send", id: "a1", to: { group: "nope" }, text: "x" });
+    expect(alice.transport.ofType("error")).toMatchObject([{ code: "group_not_found", ref: "a1" }]);
+    await w.c.close();
+  });
+
+  it("membership changes take effect at once: added members may post, removed and departed ones may not", async () => {
+    const w = sharded(3);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const carol = await c.connect(2, "carol");
+    const g = await w.dir(2).create(u("alice"), { id: groupId("g-rules"), members: [u("bob")] });
+    // Only admins add; the error code crosses nodes.
+    expect(await code(w.dir(0).addMembers(g.id, u("bob"), [u("carol")]))).toBe("not_group_admin");
+    expect(await w.dir(0).addMembers(g.id, u("alice"), [u("carol")])).toEqual([u("carol")]);
+    await carol.send({ type: "send", id: "k1", to: { group: g.id }, text: "thanks" });
+    expect(carol.transport.ofType("error")).toEqual([]);
+    expect(msgs(bob).filter((m) => !m.system).map((m) => m.text)).toEqual(["thanks"]);
+
+    await w.dir(1).removeMembers(g.id, u("alice"), [u("carol")]);
+    await w.dir(1).leave(g.id, u("bob"));
+    for (const [d, id] of [
+      [carol, "k2"],
+      [bob, "b2"],
+    ] as const) {
+      await d.send({ type: "send", id, to: { group: g.id }, text: "still here?" });
+      expect(d.transport.ofType("error").at(-1)).toMatchObject({ code: "not_group_member", ref: id });
+    }
+    expect(msgs(alice).filter((m) => m.text === "still here?")).toEqual([]);
+    await c.close();
+  });
+
+  it("the size limit holds through the directory", async () => {
+    const w = sharded(2, { maxSize: 3 });
+    const g = await w.dir(0).create(u("a"), { id: groupId("small"), members: [u("b"), u("c")] });
+    expect(await code(w.dir(1).addMembers(g.id, u("a"), [u("d")]))).toBe("group_full");
+    expect(await code(w.dir(1).create(u("a"), { members: [u("b"), u("c"), u("d")] }))).toBe(
+      "group_full",
+    );
+    await w.c.close();
+  });
+});
+
+describe("Router groups: fan-out across 3 in-process nodes", () => {
+  it("reaches every member device exactly once, with one bus packet per remote node per message", async () => {
+    const w = sharded(3);
+    const { c } = w;
+    // 12 members, some with two devices, spread over the 3 nodes; the sender has a second device.
+    const devices: ClusterDevice[] = [];
+    const members: UserId[] = [];
+    for (let i = 0; i < 12; i++) {
+      const user = `m${i}`;
+      members.push(u(user));
+      devices.push(await c.connect(i % 3, user, "phone"));
+      if (i % 4 === 0) devices.push(await c.connect((i + 1) % 3, user, "laptop"));
+    }
+    const outsider = await c.connect(1, "outsider");
+    const g = await w.dir(0).create(members[0]!, { id: groupId("fan"), members });
+    await c.flush();
+    for (const d of [...devices, outsider]) d.transport.clear();
+    const sender = devices[0]!; // m0/phone on n1; m0/laptop is on n2
+    const before = c.bus.log.length;
+
+    const N = 5;
+    for (let i = 0; i < N; i++) {
+      await sender.send({ type: "send", id: `c${i}`, to: { group: g.id }, text: `t${i}` });
+    }
+    expect(sender.transport.ofType("receipt").map((r) => r.status)).toEqual(Array(N).fill("sent"));
+    const ids = sender.transport.ofType("receipt").map((r) => (r as { id: MessageId }).id);
+    for (const d of devices) {
+      if (d === sender) {
+        expect(msgs(d)).toEqual([]);
+        continue;
+      }
+      // Exactly once each, in order.
+      expect(msgs(d).map((m) => m.id)).toEqual(ids);
+    }
+    expect(msgs(outsider)).toEqual([]);
+
+    // One packet per (remote node, message), carrying every recipient session on that node.
+    const packets = c.bus.log.slice(before).filter(
+      (p) => p.packet.kind === "frames" && p.packet.frame.type === "message",
+    );
+    const remote = new Set(devices.filter((d) => d.node.id !== sender.node.id).map((d) => d.node.id));
+    expect(packets).toHaveLength(N * remote.size);
+    for (const id of ids) {
+      const mine = packets.filter((p) => (p.packet as { frame: { id: string } }).frame.id === id);
+      expect(mine.map((p) => p.to).sort()).toEqual([...remote].sort());
+      for (const p of mine) {
+        const expected = devices
+          .filter((d) => d.node.id === p.to && d !== sender)
+          .map((d) => d.conn.session.sessionId)
+          .sort();
+        expect([...(p.packet as { to: readonly string[] }).to].sort()).toEqual(expected);
+      }
+    }
+    await c.close();
+  });
+
+  it("an offline member device gets the group message when it comes back", async () => {
+    const w = sharded(3);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const g = await w.dir(0).create(u("alice"), { id: groupId("later"), members: [u("bob")] });
+    await bob.close();
+    await alice.send({ type: "send", id: "a1", to: { group: g.id }, text: "while you were out" });
+    expect(alice.transport.ofType("receipt")).toMatchObject([{ status: "sent" }]);
+    // Back on the sender's node: that node's queue holds the entry.
+    const again = await c.connect(0, "bob");
+    expect(msgs(again).map((m) => m.text)).toContain("while you were out");
+    await c.close();
+  });
+
+  // KNOWN GAP (reported to the lead): each node's DeliveryQueue keeps its schedule in memory,
+  // so a device that reconnects to another node than the one that enqueued is not told: its
+  // entries sit in the shared store until the enqueuing node restarts and calls `recover`.
+  it.fails("an offline member device that comes back on another node gets the group message", async () => {
+    const w = sharded(3);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const g = await w.dir(0).create(u("alice"), { id: groupId("later2"), members: [u("bob")] });
+    await bob.close();
+    await alice.send({ type: "send", id: "a1", to: { group: g.id }, text: "while you were out" });
+    const again = await c.connect(2, "bob");
+    expect(msgs(again).map((m) => m.text)).toContain("while you were out");
+    await c.close();
+  });
+});
+
+describe("Router groups: system messages", () => {
+  it("membership changes become system messages in the group's conversation, removed members included", async () => {
+    const w = sharded(3);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const carol = await c.connect(2, "carol");
+    const dave = await c.connect(2, "dave");
+    const g = await w.dir(1).create(u("alice"), { id: groupId("sys"), members: [u("bob")] });
+    await w.dir(0).addMembers(g.id, u("alice"), [u("carol")]);
+    await w.dir(2).removeMembers(g.id, u("alice"), [u("bob")]);
+    await w.dir(0).leave(g.id, u("carol"));
+    await Promise.all(w.systemPosts);
+    await c.flush();
+    const sys = (d: ClusterDevice) =>
+      msgs(d)
+        .filter((m) => m.system)
+        .map((m) => [m.system!.event, m.system!.actor, [...m.system!.members]]);
+    expect(sys(alice)).toEqual([
+      ["group.created", "alice", ["alice", "bob"]],
+      ["member.added", "alice", ["carol"]],
+      ["member.removed", "alice", ["bob"]],
+      ["member.left", "carol", ["carol"]],
+    ]);
+    expect(sys(bob)).toEqual([
+      ["group.created", "alice", ["alice", "bob"]],
+      ["member.added", "alice", ["carol"]],
+      ["member.removed", "alice", ["bob"]],
+    ]);
+    expect(sys(carol)).toEqual([
+      ["member.added", "alice", ["carol"]],
+      ["member.removed", "alice", ["bob"]],
+      ["member.left", "carol", ["carol"]],
+    ]);
+    expect(sys(dave)).toEqual([]);
+    // They are ordinary messages of the conversation: sequence numbers in order.
+    const seqs = msgs(alice).map((m) => m.seq);
+    expect(seqs).toEqual([1, 2, 3, 4]);
+    expect(msgs(alice).every((m) => m.conversation === "g:sys" && m.fromDevice === "system")).toBe(
+      true,
+    );
+    await c.close();
+  });
+});
+
+describe("Router groups: hand-over when a node joins mid-traffic", () => {
+  it("moves the groups the ring diff names to the new node and loses no group message", async () => {
+    // One cluster-wide queue and acking clients: this test is about the groups' hand-over,
+    // not the per-node queue's cross-node ack gap (see the receipts tests).
+    const w = sharded(2, { sharedQueue: true });
+    const { c } = w;
+    const users = Array.from({ length: 8 }, (_, i) => `u${i}`);
+    const devs = new Map<string, ClusterDevice>();
+    for (const [i, user] of users.entries()) {
+      devs.set(user, await c.connect(i % 2, user, "d1", { autoAck: true }));
+    }
+    // 24 groups of 4 members each, created from both nodes.
+    const groups: { id: GroupId; members: string[] }[] = [];
+    for (let i = 0; i < 24; i++) {
+      const members = [0, 1, 2, 3].map((k) => users[(i + k * 3) % users.length]!);
+      const id = groupId(`grp${i}`);
+      await w.dir(i % 2).create(u(members[0]!), { id, members: members.slice(1).map(u) });
+      groups.push({ id, members });
+    }
+    await Promise.all(w.systemPosts);
+    await c.flush();
+    for (const d of devs.values()) d.transport.clear();
+
+    let n = 0;
+    const sent: { group: GroupId; text: string; from: string }[] = [];
+    const burst = () => {
+      const out: Promise<void>[] = [];
+      for (const g of groups) {
+        const from = g.members[n % g.members.length]!;
+        const text = `${g.id}#${n++}`;
+        sent.push({ group: g.id, text, from });
+        const d = devs.get(from)!;
+        out.push(
+          d.node.gateway.receive(
+            d.conn,
+            JSON.stringify({ type: "send", id: `x${n}`, to: { group: g.id }, text }),
+          ),
+        );
+      }
+      return out;
+    };
+
+    const inflight: Promise<unknown>[] = [...burst()];
+    // n3 joins with the new ring; n1 switches, traffic flows, then n2 switches.
+    const before = w.ring;
+    const { node: n3, next } = w.join();
+    const n3dev = await c.connect(2, "late", "d1");
+    inflight.push(...burst());
+    w.dir(0).setRing(next.clone());
+    inflight.push(...burst());
+    w.dir(1).setRing(next.clone());
+    inflight.push(...burst(), w.dir(0).rebalance(), w.dir(1).rebalance(), ...burst());
+    await Promise.all(inflight);
+    await c.flush();
+    inflight.length = 0;
+    inflight.push(...burst());
+    await Promise.all(inflight);
+    await c.flush();
+
+    // The ring diff named the groups that move; each now lives on its new owner only.
+    const moved = new GroupSharder({ ring: next, nodeId: n3.id }).handover(
+      before,
+      next,
+      groups.map((g) => g.id),
+    );
+    expect(moved.length).toBeGreaterThan(0);
+    for (const m of moved) expect(m.to).toBe(n3.id);
+    for (const g of groups) {
+      const owner = next.lookup(g.id)!;
+      for (const [i, part] of w.parts.entries()) {
+        const held = (await part.service.store.get(g.id)) !== undefined;
+        expect(held, `${g.id} on n${i + 1} (owner ${owner})`).toBe(c.nodes[i]!.id === owner);
+      }
+    }
+
+    // No group message lost: every send was accepted, and every other member got each once.
+    for (const d of devs.values()) expect(d.transport.ofType("error")).toEqual([]);
+    const accepted = [...devs.values()].flatMap((d) =>
+      d.transport.ofType("receipt").filter((r) => r.status === "sent"),
+    );
+    expect(accepted).toHaveLength(sent.length);
+    for (const [user, d] of devs) {
+      const got = msgs(d).map((m) => m.text);
+      const expected = sent
+        .filter((s) => s.from !== user && groups.find((g) => g.id === s.group)!.members.includes(user))
+        .map((s) => s.text);
+      expect(got.slice().sort()).toEqual(expected.slice().sort());
+      expect(new Set(got).size).toBe(got.length);
+    }
+    expect(msgs(n3dev)).toEqual([]);
+    // The hand-over really ran over the control channel: pushes to n3 (adopt).
+    const adopts = c.bus.log.filter(
+      (p) =>
+        p.packet.kind === "control" &&
+        p.to === n3.id &&
+        (p.packet.data as { body?: { op?: string } }).body?.op === "adopt",
+    );
+    expect(adopts.length).toBeGreaterThan(0);
+    await c.close();
+  });
+});
