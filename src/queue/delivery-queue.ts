@@ -95,6 +95,14 @@ export interface DeliveryQueueOptions {
    * normal, then low. Within a lane it is always FIFO. @default "fifo"
    */
   readonly order?: "fifo" | "priority";
+  /**
+   * Several nodes' queues share this store (Redis). Then an entry may be acked through
+   * another node: before a retry the queue drops entries the store no longer holds, and an
+   * entry is only reported failed if this queue's removal from the store actually took it
+   * (so a message delivered elsewhere, or failed by another node, is never reported twice).
+   * @default false
+   */
+  readonly sharedStore?: boolean;
   /** How long (sender, client message id) is remembered for dedupe. @default 24 hours */
   readonly dedupeWindowMs?: number;
   /** The load signal (degraded mode). @default a LoadSignal on event-loop delay and this queue's depth */
@@ -184,6 +192,7 @@ const optionsSchema = z.object({
   maxPerDevice: z.int().min(1).default(10_000),
   window: z.int().min(1).default(16),
   order: z.enum(["fifo", "priority"]).default("fifo"),
+  sharedStore: z.boolean().default(false),
   dedupeWindowMs: z.number().min(0).default(DAY),
   load: z.custom<LoadSignal>((v) => v instanceof LoadSignal).optional(),
   storeRetry: z.union([retryPolicySchema, z.literal(false)]).optional(),
@@ -247,6 +256,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #maxPerDevice: number;
   readonly #window: number;
   readonly #priorityOrder: boolean;
+  readonly #shared: boolean;
   readonly #dedupeWindowMs: number;
   readonly #storeRetry: RetryPolicy | false;
   readonly #ownsLoad: boolean;
@@ -298,13 +308,21 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#maxPerDevice = o.maxPerDevice;
     this.#window = o.window;
     this.#priorityOrder = o.order === "priority";
+    this.#shared = o.sharedStore;
     this.#dedupeWindowMs = o.dedupeWindowMs;
     this.#storeRetry =
       options.storeRetry === false
         ? false
         : resolveRetryPolicy(options.storeRetry, STORE_RETRY_DEFAULTS);
     this.#ownsLoad = options.load === undefined;
-    this.load = options.load ?? new LoadSignal({ clock: this.#clock, depth: () => this.backlog });
+    // Event-loop delay is real time: under a virtual clock it would make runs unrepeatable.
+    this.load =
+      options.load ??
+      new LoadSignal({
+        clock: this.#clock,
+        depth: () => this.backlog,
+        ...(this.#clock === systemClock ? {} : { histogram: false as const }),
+      });
     this.load.on("change", this.#onLoadChange);
   }
 
@@ -440,10 +458,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * takes over the entries of a device that connected to it.
    */
   async recover(
-    options: {
-      online?: (device: DeviceKey) => boolean;
-      devices?: readonly DeviceKey[];
-    } = {},
+    options: { online?: (device: DeviceKey) => boolean; devices?: readonly DeviceKey[] } = {},
   ): Promise<number> {
     const only = options.devices;
     const keys = only ?? (await this.#io("devices", () => this.#store.devices()));
@@ -776,6 +791,29 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.timer = undefined;
     state.timerAt = Number.POSITIVE_INFINITY;
     if (!state.online || this.#closed) return;
+    if (this.#shared) {
+      this.#reconcile(state).then(
+        () => this.#retryDue(state),
+        () => this.#retryDue(state),
+      );
+      return;
+    }
+    this.#retryDue(state);
+  }
+
+  /** Drops in-flight entries the shared store no longer holds: another node took their ack. */
+  async #reconcile(state: DeviceState): Promise<void> {
+    const held = new Set((await this.#store.list(state.key)).map((m) => m.envelope.id));
+    for (const e of this.#inflight(state)) {
+      if (e.done || held.has(e.envelope.id)) continue;
+      this.#remove(e);
+      this.#stats.delivered++;
+      this.emit("delivered", state.key, e.envelope.id);
+    }
+  }
+
+  #retryDue(state: DeviceState): void {
+    if (!state.online || this.#closed || this.#devices.get(state.key) !== state) return;
     const now = this.#clock.now();
     state.pumping = true;
     try {
@@ -808,14 +846,26 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     } else {
       this.#stats.exhausted++;
     }
-    this.emit("failed", state.key, e.envelope, reason);
-    try {
-      this.#onFailed?.(e.envelope, state.key, reason);
-    } catch (err) {
-      this.emit("callbackError", err, state.key, "onFailed");
+    const report = () => {
+      this.emit("failed", state.key, e.envelope, reason);
+      try {
+        this.#onFailed?.(e.envelope, state.key, reason);
+      } catch (err) {
+        this.emit("callbackError", err, state.key, "onFailed");
+      }
+    };
+    const removal = this.#io("remove", () => this.#store.remove(state.key, [e.envelope.id]));
+    if (this.#shared) {
+      // Report only if our removal took the entry: otherwise it was acked (or failed) elsewhere.
+      // If the store cannot answer, report: a failed tick for a delivered message beats silence.
+      removal.then((n) => {
+        if (n > 0) report();
+      }, report);
+    } else {
+      report();
+      // A failed removal only means a redelivery after a restart; storeError reports it.
+      removal.catch(() => {});
     }
-    // A failed removal only means a redelivery after a restart; storeError reports it.
-    this.#io("remove", () => this.#store.remove(state.key, [e.envelope.id])).catch(() => {});
     if (!state.pumping) this.#afterRemoval(state);
   }
 

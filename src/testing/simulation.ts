@@ -53,11 +53,11 @@ import { TraceBuffer } from "./trace.js";
 /**
  * Which outbox the nodes use.
  * - `per-node`: each node runs its own `DeliveryQueue` over one shared `MemoryQueueStore`
- *   (as with Redis); a restarted node calls `recover()`. Its schedule dies with it. Known
- *   gap it exposes: an ack taken by node B never reaches the schedule of node A that
- *   enqueued, so A retries until `attempts_exhausted` and gives up on a delivered message,
- *   and with window 1 later messages wait behind it (cross-node acks are needed before this
- *   can be the default; see test/testing/known-gaps.test.ts).
+ *   with `sharedStore: true`, as nodes do on Redis; a restarted node calls `recover()` and
+ *   its schedule dies with it. An ack taken by another node clears the entry in the store,
+ *   and the enqueuing node drops it at its next retry. Known gap: a device that connects to
+ *   another node than the one holding its entries gets them only when that node retries or
+ *   recovers, so it is not yet the default.
  * - `cluster`: one `DeliveryQueue` for the whole cluster, transmitting through any live node:
  *   a model of a queue service that outlives nodes.
  * - a function: builds the outbox factory for one node incarnation (give it a
@@ -671,6 +671,7 @@ export class Simulation {
         const q = new DeliveryQueue({
           ...this.#queueOptions(clock),
           store: ctx.queueStore,
+          sharedStore: true,
           ...hooks,
         });
         queue = q;

@@ -201,7 +201,11 @@ describe("Gateway presence: typing", () => {
     // An explicit pause goes out at once.
     await alice.send({ type: "typing", to: { user: "bob" }, state: "composing" });
     await alice.send({ type: "typing", to: { user: "bob" }, state: "paused" });
-    expect(typing(b1).slice(2).map(([, s]) => s)).toEqual(["composing", "paused"]);
+    expect(
+      typing(b1)
+        .slice(2)
+        .map(([, s]) => s),
+    ).toEqual(["composing", "paused"]);
     // Volatile: never stored, never queued.
     expect(c.messages.size).toBe(stored);
     expect(c.queueStore.size).toBe(0);

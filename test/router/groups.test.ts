@@ -77,12 +77,16 @@ function sharded(n: number, opts: { maxSize?: number; sharedQueue?: boolean } = 
     get ring() {
       return ring;
     },
-    /** A new node joins with the next ring (the others switch when the test says so). */
+    /** A new node joins and takes the next ring (the others switch when the test says so). */
     join(): { node: ClusterNode; next: HashRing<NodeId> } {
       const next = ring.clone();
       next.add(nodeId(`n${c.nodes.length + 1}`));
-      ring = next;
+      // The newcomer starts on the current ring and switches like the others, so its
+      // directory knows the previous owners to pull groups from (built straight on the new
+      // ring, it would answer `group_not_found` for groups still in transit).
       const node = c.addNode();
+      ring = next;
+      parts[node.index]!.directory.setRing(next.clone());
       wire(node);
       return { node, next };
     },
@@ -144,7 +148,11 @@ describe("Router groups: membership rules", () => {
     expect(await w.dir(0).addMembers(g.id, u("alice"), [u("carol")])).toEqual([u("carol")]);
     await carol.send({ type: "send", id: "k1", to: { group: g.id }, text: "thanks" });
     expect(carol.transport.ofType("error")).toEqual([]);
-    expect(msgs(bob).filter((m) => !m.system).map((m) => m.text)).toEqual(["thanks"]);
+    expect(
+      msgs(bob)
+        .filter((m) => !m.system)
+        .map((m) => m.text),
+    ).toEqual(["thanks"]);
 
     await w.dir(1).removeMembers(g.id, u("alice"), [u("carol")]);
     await w.dir(1).leave(g.id, u("bob"));
@@ -153,7 +161,10 @@ describe("Router groups: membership rules", () => {
       [bob, "b2"],
     ] as const) {
       await d.send({ type: "send", id, to: { group: g.id }, text: "still here?" });
-      expect(d.transport.ofType("error").at(-1)).toMatchObject({ code: "not_group_member", ref: id });
+      expect(d.transport.ofType("error").at(-1)).toMatchObject({
+        code: "not_group_member",
+        ref: id,
+      });
     }
     expect(msgs(alice).filter((m) => m.text === "still here?")).toEqual([]);
     await c.close();
@@ -195,7 +206,7 @@ describe("Router groups: fan-out across 3 in-process nodes", () => {
       await sender.send({ type: "send", id: `c${i}`, to: { group: g.id }, text: `t${i}` });
     }
     expect(sender.transport.ofType("receipt").map((r) => r.status)).toEqual(Array(N).fill("sent"));
-    const ids = sender.transport.ofType("receipt").map((r) => (r as { id: MessageId }).id);
+    const ids = sender.transport.ofType("receipt").map((r) => ("id" in r ? r.id : "") as MessageId);
     for (const d of devices) {
       if (d === sender) {
         expect(msgs(d)).toEqual([]);
@@ -207,10 +218,12 @@ describe("Router groups: fan-out across 3 in-process nodes", () => {
     expect(msgs(outsider)).toEqual([]);
 
     // One packet per (remote node, message), carrying every recipient session on that node.
-    const packets = c.bus.log.slice(before).filter(
-      (p) => p.packet.kind === "frames" && p.packet.frame.type === "message",
+    const packets = c.bus.log
+      .slice(before)
+      .filter((p) => p.packet.kind === "frames" && p.packet.frame.type === "message");
+    const remote = new Set(
+      devices.filter((d) => d.node.id !== sender.node.id).map((d) => d.node.id),
     );
-    const remote = new Set(devices.filter((d) => d.node.id !== sender.node.id).map((d) => d.node.id));
     expect(packets).toHaveLength(N * remote.size);
     for (const id of ids) {
       const mine = packets.filter((p) => (p.packet as { frame: { id: string } }).frame.id === id);
@@ -345,16 +358,23 @@ describe("Router groups: hand-over when a node joins mid-traffic", () => {
       return out;
     };
 
+    // Traffic never stops: each burst is in flight while the next ring step happens.
     const inflight: Promise<unknown>[] = [...burst()];
-    // n3 joins with the new ring; n1 switches, traffic flows, then n2 switches.
     const before = w.ring;
+    // n3 joins on the new ring while n1 and n2 still route by the old one.
     const { node: n3, next } = w.join();
-    const n3dev = await c.connect(2, "late", "d1");
     inflight.push(...burst());
+    await c.flush();
+    const n3dev = await c.connect(2, "late", "d1");
+    // n1 switches (views differ: requests get passed on), then n2 (n3 pulls what it is asked for).
     w.dir(0).setRing(next.clone());
     inflight.push(...burst());
+    await c.flush();
     w.dir(1).setRing(next.clone());
-    inflight.push(...burst(), w.dir(0).rebalance(), w.dir(1).rebalance(), ...burst());
+    inflight.push(...burst());
+    await c.flush();
+    // The old owners push the rest while more traffic flows.
+    inflight.push(...burst(), w.dir(0).rebalance(), ...burst(), w.dir(1).rebalance(), ...burst());
     await Promise.all(inflight);
     await c.flush();
     inflight.length = 0;
@@ -387,20 +407,67 @@ describe("Router groups: hand-over when a node joins mid-traffic", () => {
     for (const [user, d] of devs) {
       const got = msgs(d).map((m) => m.text);
       const expected = sent
-        .filter((s) => s.from !== user && groups.find((g) => g.id === s.group)!.members.includes(user))
+        .filter(
+          (s) => s.from !== user && groups.find((g) => g.id === s.group)!.members.includes(user),
+        )
         .map((s) => s.text);
       expect(got.slice().sort()).toEqual(expected.slice().sort());
       expect(new Set(got).size).toBe(got.length);
     }
     expect(msgs(n3dev)).toEqual([]);
-    // The hand-over really ran over the control channel: pushes to n3 (adopt).
-    const adopts = c.bus.log.filter(
+    // The hand-over really ran over the control channel, through both paths: n3 pulling a
+    // group it was asked about (release) and an old owner pushing the rest (adopt).
+    const ops = (op: string) =>
+      c.bus.log.filter(
+        (p) =>
+          p.packet.kind === "control" &&
+          (p.packet.data as { body?: { op?: string } }).body?.op === op,
+      ).length;
+    expect(ops("release")).toBeGreaterThan(0);
+    expect(ops("adopt")).toBeGreaterThan(0);
+    await c.close();
+  });
+
+  it("a send that reaches the new owner before the old one hands over pulls the group first", async () => {
+    const w = sharded(2);
+    const { c } = w;
+    const before = w.ring;
+    // Find a group id that will move to n3 when it joins.
+    const probe = before.clone();
+    probe.add(nodeId("n3"));
+    let moving: GroupId | undefined;
+    for (let i = 0; moving === undefined; i++) {
+      if (probe.lookup(`mv${i}`) === "n3") moving = groupId(`mv${i}`);
+    }
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const oldOwner = before.lookup(moving)!;
+    await w.dir(0).create(u("alice"), { id: moving, members: [u("bob")] });
+    await Promise.all(w.systemPosts);
+    await c.flush();
+    bob.transport.clear();
+
+    const { node: n3, next } = w.join();
+    w.dir(0).setRing(next.clone());
+    w.dir(1).setRing(next.clone());
+    // No rebalance yet: the group still sits on its old owner.
+    const oldIndex = c.nodes.findIndex((n) => n.id === oldOwner);
+    expect(await w.parts[oldIndex]!.service.store.get(moving)).toBeDefined();
+    await alice.send({ type: "send", id: "a1", to: { group: moving }, text: "mid hand-over" });
+    expect(alice.transport.ofType("error")).toEqual([]);
+    expect(msgs(bob).map((m) => m.text)).toEqual(["mid hand-over"]);
+    // n3 pulled it (release) and now holds it alone; the old owner's rebalance has nothing left.
+    expect(await w.parts[2]!.service.store.get(moving)).toBeDefined();
+    expect(await w.parts[oldIndex]!.service.store.get(moving)).toBeUndefined();
+    const released = c.bus.log.filter(
       (p) =>
         p.packet.kind === "control" &&
-        p.to === n3.id &&
-        (p.packet.data as { body?: { op?: string } }).body?.op === "adopt",
+        p.to === oldOwner &&
+        (p.packet.data as { body?: { op?: string } }).body?.op === "release",
     );
-    expect(adopts.length).toBeGreaterThan(0);
+    expect(released.length).toBeGreaterThan(0);
+    expect(await w.dir(oldIndex).rebalance()).toEqual([]);
+    expect(n3.id).toBe("n3");
     await c.close();
   });
 });

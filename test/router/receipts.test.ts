@@ -304,9 +304,18 @@ describe("Router receipts, groups, by policy", () => {
     }
     const t0 = 1_000_000;
     const info = await c.nodes[2]!.router.receipts.info(id);
-    expect(info).toMatchObject({ id, from: "alice", group: "g1", mode: "per-member", status: "delivered" });
+    expect(info).toMatchObject({
+      id,
+      from: "alice",
+      group: "g1",
+      mode: "per-member",
+      status: "delivered",
+    });
     const byUser = new Map(info!.members.map((m) => [m.userId, m]));
-    expect(byUser.get(userId("bob"))).toMatchObject({ status: "delivered", deliveredAt: t0 + 1000 });
+    expect(byUser.get(userId("bob"))).toMatchObject({
+      status: "delivered",
+      deliveredAt: t0 + 1000,
+    });
     expect(byUser.get(userId("bob"))?.readAt).toBeUndefined();
     expect(byUser.get(userId("bob"))?.devices.map((d) => [d.deviceId, d.state])).toEqual([
       ["phone", "sent"],

@@ -3,7 +3,11 @@ import type { NodeId } from "../../src/core/ids.js";
 import { sequentialIds } from "../../src/core/random.js";
 import { type Connection, Gateway, type GatewayOptions } from "../../src/gateway/index.js";
 import { DeliveryQueue, MemoryQueueStore } from "../../src/queue/index.js";
-import { MemoryReceiptStore, ReceiptTracker, type ReceiptTrackerOptions } from "../../src/receipts/index.js";
+import {
+  MemoryReceiptStore,
+  ReceiptTracker,
+  type ReceiptTrackerOptions,
+} from "../../src/receipts/index.js";
 import {
   type BusHandler,
   type BusPacket,

@@ -1,0 +1,198 @@
+/**
+ * groups.fanout: one member of a 1,024-member group posts; the members (one device each)
+ * are spread round-robin over 4 in-process nodes (Router + Gateway each, one shared
+ * MemoryNodeBus, session directory, device registry, sequence, message and queue stores).
+ * A delivery is one member device reached at its gateway's transport. The path measured:
+ * parse the `send` frame, membership check and member list (GroupService), recipient devices,
+ * message store, the sender node's DeliveryQueue (1,023 entries per message), receipt tracking
+ * (policy `none`), one bus packet per node, the gateways' writes to their connections.
+ *
+ * Housekeeping inside the timed loop, after each batch of `BATCH` messages (what clients'
+ * batched acks cause): every device's entries are acked on the sender node's queue (its
+ * in-flight window is 16, so without acks delivery would stall) and marked delivered in the
+ * message store. The tracker's state is released by a retention sweep (1 ms retention under a
+ * manual clock) so the heap stays bounded: the receipt path itself is not measured.
+ *
+ * Extra field `ops_per_s_direct_outbox`: the same run with an outbox that transmits at once and
+ * stores nothing (no per-device queue entries, no acks): the ceiling of the routing path alone.
+ */
+import { type Connection, Gateway } from "../src/gateway/index.js";
+import { GroupService } from "../src/groups/index.js";
+import {
+  type DeviceId,
+  type DeviceKey,
+  deviceKey,
+  type GroupId,
+  ManualClock,
+  MemoryDeviceRegistry,
+  MemoryMessageStore,
+  MemoryNodeBus,
+  MemorySequenceStore,
+  MemorySessionDirectory,
+  type MessageId,
+  type NodeId,
+  ReceiptTracker,
+  Router,
+  sequentialIds,
+  type UserId,
+} from "../src/index.js";
+import { MemoryQueueStore } from "../src/queue/index.js";
+import { deliveryQueue, type OutboxFactory } from "../src/router/index.js";
+import { type BenchContext, rates } from "./harness.js";
+
+const MEMBERS = 1024;
+const NODES = 4;
+const BATCH = 16;
+
+/** An outbox that transmits to online devices at once and keeps nothing. */
+const directOutbox: OutboxFactory = (hooks) => ({
+  async enqueue(envelope, recipients, options) {
+    for (const d of recipients) if (options?.online?.(d) ?? true) hooks.transmit(d, envelope, 1);
+    return { ok: true };
+  },
+  async ack() {
+    return 0;
+  },
+  deviceConnected() {},
+  deviceDisconnected() {},
+  async checkDuplicate() {
+    return undefined;
+  },
+  close() {},
+});
+
+async function world(kind: "queue" | "direct") {
+  const clock = new ManualClock(1_000_000);
+  const bus = new MemoryNodeBus();
+  const directory = new MemorySessionDirectory();
+  const devices = new MemoryDeviceRegistry();
+  const sequences = new MemorySequenceStore();
+  const messages = new MemoryMessageStore();
+  const queueStore = new MemoryQueueStore();
+  const groups = new GroupService({ clock, ids: sequentialIds("g") });
+  const nodes = Array.from({ length: NODES }, (_, i) => {
+    const id = `n${i + 1}` as NodeId;
+    const router = new Router({
+      nodeId: id,
+      clock,
+      ids: sequentialIds(`${id}.`),
+      bus,
+      directory,
+      devices,
+      sequences,
+      messages,
+      groups,
+      outbox: kind === "queue" ? deliveryQueue({ clock, store: queueStore }) : directOutbox,
+      receipts: new ReceiptTracker({ clock, retentionMs: 1, sweepIntervalMs: 0 }),
+    });
+    const gateway = new Gateway<string>({
+      router,
+      clock,
+      ids: sequentialIds(`${id}.s`),
+      authenticate: (user) => ({ userId: user, deviceId: "d1" }),
+    });
+    return { router, gateway };
+  });
+
+  const counter = { deliveries: 0 };
+  const counting = {
+    send: () => {
+      counter.deliveries++;
+    },
+    close() {},
+    bufferedAmount: 0,
+  };
+  const users: UserId[] = [];
+  const keys: DeviceKey[] = [];
+  const conns: Connection[] = [];
+  for (let i = 0; i < MEMBERS; i++) {
+    const user = `u${i}`;
+    users.push(user as UserId);
+    keys.push(deviceKey(user as UserId, "d1" as DeviceId));
+    // The sender's own transport (it gets only `sent` receipts) is not counted.
+    const transport = i === 0 ? { ...counting, send: () => {} } : counting;
+    const conn = await nodes[i % NODES]!.gateway.open(transport, user);
+    if (!conn) throw new Error(`${user} was not admitted`);
+    conns.push(conn);
+  }
+  const sender = nodes[0]!;
+  const alice = conns[0]!;
+  const g = await groups.create(users[0]!, { id: "big" as GroupId, members: users.slice(1) });
+  await settle();
+
+  const accepted: MessageId[] = [];
+  sender.router.on("accepted", (e) => accepted.push(e.id));
+  let n = 0;
+  const frames = () =>
+    Array.from({ length: BATCH }, () =>
+      JSON.stringify({ type: "send", id: `c${n++}`, to: { group: g.id }, text: "hello group" }),
+    );
+  let next = frames();
+  const recipients = keys.slice(1);
+
+  const step = async () => {
+    let last: Promise<void> = Promise.resolve();
+    for (const f of next) last = sender.gateway.receive(alice, f);
+    await last;
+    // Let the batched transmits (a microtask flush) reach the gateways.
+    for (let i = 0; i < 4; i++) await Promise.resolve();
+    const ids = accepted.splice(0);
+    for (const d of recipients) {
+      await sender.router.outbox.ack(d, ids);
+      for (const id of ids) messages.deliveredSync(id, d);
+    }
+    clock.advance(2);
+    await sender.router.receipts.sweep();
+    next = frames();
+  };
+  const close = async () => {
+    for (const node of nodes) {
+      await node.gateway.close();
+      await node.router.close();
+    }
+  };
+  return { step, counter, sent: () => n, close };
+}
+
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+export default async function run(ctx: BenchContext): Promise<void> {
+  if (!ctx.wants("groups.fanout")) return;
+  const queue = await world("queue");
+  const direct = await world("direct");
+  // Sanity check before measuring: one batch reaches every member device once per message.
+  for (const w of [queue, direct]) {
+    await w.step();
+    await settle();
+    if (w.counter.deliveries !== BATCH * (MEMBERS - 1)) {
+      throw new Error(`expected ${BATCH * (MEMBERS - 1)} deliveries, got ${w.counter.deliveries}`);
+    }
+  }
+  const start = queue.sent();
+  const r = await rates(
+    {
+      queue: { fn: queue.step, batch: BATCH * (MEMBERS - 1) },
+      direct: { fn: direct.step, batch: BATCH * (MEMBERS - 1) },
+    },
+    3000,
+  );
+  await settle();
+  for (const w of [queue, direct]) {
+    // Nothing lost: every message sent reached every other member's device.
+    const expected = (w.sent() - BATCH) * (MEMBERS - 1);
+    if (w.counter.deliveries !== expected) {
+      throw new Error(`deliveries ${w.counter.deliveries}, expected ${expected}`);
+    }
+  }
+  ctx.report({
+    bench: "groups.fanout",
+    ops_per_s: r.queue ?? 0,
+    members: MEMBERS,
+    nodes: NODES,
+    messages: queue.sent() - start,
+    messages_per_s: (r.queue ?? 0) / (MEMBERS - 1),
+    ops_per_s_direct_outbox: r.direct ?? 0,
+  });
+  await queue.close();
+  await direct.close();
+}
