@@ -129,6 +129,8 @@ export default async function run(ctx: BenchContext): Promise<void> {
         name,
         prefix: "bench",
         authenticate: (user) => ({ userId: user, deviceId: "d1" }),
+        // The recipient acks once per batch: let a whole batch be in flight.
+        queue: { window: BATCH },
       });
     const a = await mk("a");
     const b = await mk("b");

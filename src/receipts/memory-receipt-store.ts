@@ -1,4 +1,5 @@
 import type { ConversationId, MessageId, UserId } from "../core/index.js";
+import type { ServerReceiptFrame } from "../protocol/schemas.js";
 import type {
   ReceiptRecord,
   ReceiptStore,
@@ -71,6 +72,7 @@ function upperBound(a: readonly number[], x: number): number {
  */
 export class MemoryReceiptStore implements ReceiptStore {
   readonly #messages = new Map<MessageId, Entry>();
+  readonly #held = new Map<UserId, { frame: ServerReceiptFrame; expiresAt: number }[]>();
   readonly #conversations = new Map<ConversationId, ConversationIndex>();
   readonly #pointers = new Map<ConversationId, Map<UserId, Pointer>>();
   // Min-heap by due time: `#dueAt[i]` is when `#dueItem[i]` (an entry or a pointer) expires.
@@ -204,6 +206,28 @@ export class MemoryReceiptStore implements ReceiptStore {
       entries: this.#entries,
       watermarks: this.#pointerCount,
     };
+  }
+
+  async hold(
+    user: UserId,
+    frame: ServerReceiptFrame,
+    expiresAt: number,
+    max: number,
+  ): Promise<void> {
+    let list = this.#held.get(user);
+    if (!list) {
+      list = [];
+      this.#held.set(user, list);
+    }
+    list.push({ frame, expiresAt });
+    if (list.length > max) list.splice(0, list.length - max);
+  }
+
+  async takeHeld(user: UserId, now: number): Promise<readonly ServerReceiptFrame[]> {
+    const list = this.#held.get(user);
+    if (!list) return [];
+    this.#held.delete(user);
+    return list.filter((h) => h.expiresAt > now).map((h) => h.frame);
   }
 
   #drop(id: MessageId): boolean {

@@ -7,6 +7,7 @@ import type {
   MessageId,
   UserId,
 } from "../core/index.js";
+import type { ServerReceiptFrame } from "../protocol/schemas.js";
 import type { ReceiptState } from "./state.js";
 import type { Watermark } from "./status.js";
 
@@ -110,4 +111,12 @@ export interface ReceiptStore {
   expire(now: number): Promise<readonly MessageId[]>;
   /** What it holds. */
   size(): Promise<ReceiptStoreSize>;
+  /**
+   * Keeps a receipt frame for a user none of whose devices is connected, until `expiresAt`,
+   * so a sender who was offline still gets its ticks (and above all `failed`) on return.
+   * At most `max` frames are kept per user; past it the oldest go.
+   */
+  hold(user: UserId, frame: ServerReceiptFrame, expiresAt: number, max: number): Promise<void>;
+  /** Takes (removes and returns) a user's held frames that have not expired, oldest first. */
+  takeHeld(user: UserId, now: number): Promise<readonly ServerReceiptFrame[]>;
 }

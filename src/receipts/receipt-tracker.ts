@@ -593,6 +593,20 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     return { ...(await this.#store.size()), buffered: this.#buffered, recent: this.#recent.size };
   }
 
+  /**
+   * Keeps a receipt frame for a user with no connected device (the router calls it when a
+   * notice finds nobody), for the retention time and at most 1,000 per user, so a sender who
+   * was offline gets its ticks, and its `failed`, when a device returns.
+   */
+  hold(user: UserId, frame: ServerReceiptFrame): Promise<void> {
+    return this.#store.hold(user, frame, this.#clock.now() + this.#opts.retentionMs, 1000);
+  }
+
+  /** Takes the frames held for a user (see {@link hold}), oldest first. */
+  takeHeld(user: UserId): Promise<readonly ServerReceiptFrame[]> {
+    return this.#store.takeHeld(user, this.#clock.now());
+  }
+
   /** Stops the timers and drops buffered receipts; later calls reject with `closed`. */
   close(): void {
     this.#closed = true;

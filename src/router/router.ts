@@ -34,6 +34,7 @@ import type {
   SendFrame,
   ServerFrame,
   ServerFrameOf,
+  ServerReceiptFrame,
 } from "../protocol/schemas.js";
 import type { FailReason, SentRecord } from "../queue/index.js";
 import { ReceiptTracker } from "../receipts/index.js";
@@ -207,7 +208,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#priority = options.priority ?? defaultPriority;
     this.receipts = options.receipts ?? new ReceiptTracker({ clock: this.#clock });
     this.receipts.on("notify", (n) => {
-      this.#toUser(n.toUser, n.frame, n.exceptDevice).catch((cause: unknown) =>
+      this.#notify(n.toUser, n.frame, n.exceptDevice).catch((cause: unknown) =>
         this.#report(cause),
       );
     });
@@ -235,12 +236,33 @@ export class Router extends TypedEmitter<RouterEvents> {
     return () => this.#sinks.delete(sink);
   }
 
-  /** A device connected here: record the session, link the device, flush what waits for it. */
+  /**
+   * A device connected here: record the session, link the device, flush what waits for it
+   * (queued messages, and receipts held while none of the user's devices was connected).
+   */
   async connect(session: Session): Promise<void> {
     await this.start();
     await this.devices.link(session.userId, session.deviceId);
     await this.directory.register(session);
     await this.outbox.deviceConnected(deviceKey(session.userId, session.deviceId));
+    const held = await this.receipts.takeHeld(session.userId);
+    for (const frame of held) await this.#publishToSessions([session], frame);
+  }
+
+  /**
+   * Sends a receipt to a user's connected devices; when none is connected, the tracker holds
+   * it for the user's return (read sync to one's own other devices is not held).
+   */
+  async #notify(user: UserId, frame: ServerReceiptFrame, exceptDevice?: DeviceId): Promise<void> {
+    const sessions = await this.directory.lookup(user);
+    if (sessions.length === 0) {
+      if (exceptDevice === undefined) await this.receipts.hold(user, frame);
+      return;
+    }
+    await this.#publishToSessions(
+      exceptDevice === undefined ? sessions : sessions.filter((s) => s.deviceId !== exceptDevice),
+      frame,
+    );
   }
 
   /** A device disconnected: forget the session; its messages wait in the outbox. */
@@ -678,7 +700,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       .failed(envelope.id, device, reason)
       .then((r) => {
         if (r.error === undefined) return;
-        return this.#toUser(envelope.from, {
+        return this.#notify(envelope.from, {
           type: "receipt",
           status: "failed",
           ids: [envelope.id],

@@ -45,9 +45,9 @@ describe("known gaps", () => {
     expect(sim.check().filter((v) => v.invariant === "fifo")).toEqual([]);
   });
 
-  // `failed` receipts go only to the sender's devices connected at that moment: they are not
-  // queued, so a sender offline when a delivery fails never learns it (its ✓ stays forever).
-  it.fails("a sender offline when its message fails still gets the failed receipt", async () => {
+  // Fixed: receipts for a user with no connected device are held in the ReceiptStore and
+  // delivered when a device connects.
+  it("a sender offline when its message fails still gets the failed receipt", async () => {
     const sim = createSimulation({
       seed: 3,
       nodes: 1,

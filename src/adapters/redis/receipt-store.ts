@@ -8,6 +8,7 @@ import {
   systemClock,
   type UserId,
 } from "../../core/index.js";
+import type { ServerReceiptFrame } from "../../protocol/schemas.js";
 import type {
   ReceiptRecord,
   ReceiptState,
@@ -312,6 +313,33 @@ export class RedisReceiptStore implements ReceiptStore {
       this.#redis.hmget(this.#count, "messages", "entries", "watermarks"),
     );
     return { messages: Number(m ?? 0), entries: Number(e ?? 0), watermarks: Number(w ?? 0) };
+  }
+
+  async hold(
+    user: UserId,
+    frame: ServerReceiptFrame,
+    expiresAt: number,
+    max: number,
+  ): Promise<void> {
+    const key = `${this.#tag}:held:${user}`;
+    const item = JSON.stringify({ e: expiresAt, f: frame });
+    await this.#call("hold", () =>
+      this.#redis.multi().rpush(key, item).ltrim(key, -max, -1).exec(),
+    );
+  }
+
+  async takeHeld(user: UserId, now: number): Promise<readonly ServerReceiptFrame[]> {
+    const key = `${this.#tag}:held:${user}`;
+    const replies = await this.#call("takeHeld", () =>
+      this.#redis.multi().lrange(key, 0, -1).del(key).exec(),
+    );
+    const items = (replies?.[0]?.[1] as string[] | undefined) ?? [];
+    const out: ServerReceiptFrame[] = [];
+    for (const raw of items) {
+      const h = JSON.parse(raw) as { e: number; f: ServerReceiptFrame };
+      if (h.e > now) out.push(h.f);
+    }
+    return out;
   }
 
   /** Each message's conversation (null when not tracked), read in one round trip. */

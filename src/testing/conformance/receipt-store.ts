@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { UserId } from "../../core/ids.js";
 import {
   type ConversationId,
   clientMessageId,
@@ -9,6 +10,7 @@ import {
   messageId,
   userId,
 } from "../../core/index.js";
+import type { ServerReceiptFrame } from "../../protocol/schemas.js";
 import type { ReceiptStore, TrackedMessage } from "../../receipts/index.js";
 import type { ConformanceCase, PortFactory } from "./types.js";
 
@@ -179,6 +181,26 @@ export function receiptStoreConformance(factory: PortFactory<ReceiptStore>): Con
       assert.deepEqual(await s.size(), { messages: 10, entries: 10, watermarks: 0 });
       assert.equal((await s.expire(100_000)).length, 10);
       assert.deepEqual(await s.size(), { messages: 0, entries: 0, watermarks: 0 });
+    }),
+    c("held frames are taken once, oldest first, without the expired, at most `max`", async (s) => {
+      const alice = "alice" as UserId;
+      const frame = (id: string): ServerReceiptFrame => ({
+        type: "receipt",
+        status: "failed",
+        ids: [id],
+        reason: "ttl_expired",
+        ts: 1,
+      });
+      await s.hold(alice, frame("m1"), 50, 3);
+      for (const id of ["m2", "m3", "m4"]) await s.hold(alice, frame(id), 1000, 3);
+      await s.hold("bob" as UserId, frame("b1"), 1000, 3);
+      const taken = await s.takeHeld(alice, 100);
+      assert.deepEqual(
+        taken.map((f) => ("ids" in f ? f.ids[0] : "")),
+        ["m2", "m3", "m4"],
+      );
+      assert.deepEqual([...(await s.takeHeld(alice, 100))], []);
+      assert.equal((await s.takeHeld("bob" as UserId, 100)).length, 1);
     }),
   ];
 }

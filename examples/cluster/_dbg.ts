@@ -1,0 +1,13 @@
+import { spawn } from "node:child_process";
+import { RedisNode } from "../../src/adapters/redis/index.js";
+const proc = spawn("/usr/bin/redis-server", ["--port", "6411", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "pipe"] });
+await new Promise((r) => proc.stdout!.on("data", (d) => String(d).includes("Ready") && r(null)));
+const mk = (name: string) => new RedisNode<string>({ redis: "redis://127.0.0.1:6411", name, prefix: "dbgx", authenticate: (u) => ({ userId: u, deviceId: "d1" }) });
+const a = mk("a"); await a.start(); console.log("a");
+const b = mk("b");
+const t0 = Date.now();
+await b.router.start(); console.log("router", Date.now() - t0);
+await b.discovery.start(); console.log("disc", Date.now() - t0);
+await b.start(); console.log("b", Date.now() - t0);
+proc.kill();
+process.exit(0);
