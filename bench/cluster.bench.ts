@@ -1,7 +1,8 @@
 /**
  * cluster.relay: 1:1 relay across two relaykit nodes through Redis (stores, queue and the
  * pub/sub NodeBus) versus within one node on the same Redis, same load, one run. One op =
- * one message from the sender's gateway to the recipient's connection; each batch of 200
+ * one message from a sender's gateway to the recipient's connection (8 senders at once, one
+ * recipient); each batch of 64
  * is acked by the recipient (a `delivered` receipt frame, as its client would) before the
  * next, so queues stay bounded. Two RedisNode instances in this process, each with its own
  * Redis connections; a throwaway redis-server on a free loopback port, stopped at the end.
@@ -16,7 +17,9 @@ import { createRedisNode, type RedisNode } from "../src/adapters/redis/index.js"
 import type { Connection, Transport } from "../src/gateway/index.js";
 import { type BenchContext, rates } from "./harness.js";
 
-const BATCH = 200;
+/** Messages per measured call, from SENDERS concurrent senders (each connection is handled in order). */
+const BATCH = 64;
+const SENDERS = 8;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -137,32 +140,40 @@ export default async function run(ctx: BenchContext): Promise<void> {
     nodes.push(a, b);
     const quiet = { send() {}, close() {}, bufferedAmount: 0 } satisfies Transport;
 
-    // Cross-node: alice on A -> bob on B. Same node: carol on A -> dave on A.
-    const alice = await open(a, "alice", quiet);
+    // Cross-node: SENDERS users on A -> bob on B. Same node: SENDERS users on A -> dave on A.
+    const crossFrom: Connection[] = [];
+    const singleFrom: Connection[] = [];
+    for (let i = 0; i < SENDERS; i++) {
+      crossFrom.push(await open(a, `x${i}`, quiet));
+      singleFrom.push(await open(a, `s${i}`, quiet));
+    }
     const bobSink = sink();
     const bob = await open(b, "bob", bobSink.transport);
-    const carol = await open(a, "carol", quiet);
     const daveSink = sink();
     const dave = await open(a, "dave", daveSink.transport);
 
     let n = 0;
     const relay = (
-      from: { node: RedisNode<string>; conn: Connection },
+      senders: readonly Connection[],
       to: { node: RedisNode<string>; conn: Connection; sink: ReturnType<typeof sink> },
       user: string,
     ) => {
       return async () => {
-        let last: Promise<void> = Promise.resolve();
-        for (let i = 0; i < BATCH; i++) {
-          const frame = JSON.stringify({
-            type: "send",
-            id: `c${n++}`,
-            to: { user },
-            text: "hello there, how are you?",
-          });
-          last = from.node.gateway.receive(from.conn, frame);
+        const last: Promise<void>[] = [];
+        for (const from of senders) {
+          let p: Promise<void> = Promise.resolve();
+          for (let i = 0; i < BATCH / SENDERS; i++) {
+            const frame = JSON.stringify({
+              type: "send",
+              id: `c${n++}`,
+              to: { user },
+              text: "hello there, how are you?",
+            });
+            p = a.gateway.receive(from, frame);
+          }
+          last.push(p);
         }
-        await last;
+        await Promise.all(last);
         await to.sink.until(BATCH);
         const ids = to.sink.take();
         await to.node.gateway.receive(
@@ -173,9 +184,9 @@ export default async function run(ctx: BenchContext): Promise<void> {
     };
     const r = await rates(
       {
-        cross: { fn: relay({ node: a, conn: alice }, { node: b, conn: bob, sink: bobSink }, "bob"), batch: BATCH },
+        cross: { fn: relay(crossFrom, { node: b, conn: bob, sink: bobSink }, "bob"), batch: BATCH },
         single: {
-          fn: relay({ node: a, conn: carol }, { node: a, conn: dave, sink: daveSink }, "dave"),
+          fn: relay(singleFrom, { node: a, conn: dave, sink: daveSink }, "dave"),
           batch: BATCH,
         },
       },

@@ -82,7 +82,10 @@ async function world(kind: "queue" | "direct") {
       sequences,
       messages,
       groups,
-      outbox: kind === "queue" ? deliveryQueue({ clock, store: queueStore }) : directOutbox,
+      outbox:
+        kind === "queue"
+          ? deliveryQueue({ clock, store: queueStore, sharedStore: true })
+          : directOutbox,
       receipts: new ReceiptTracker({ clock, retentionMs: 1, sweepIntervalMs: 0 }),
     });
     const gateway = new Gateway<string>({

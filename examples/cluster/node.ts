@@ -59,7 +59,9 @@ const server = createServer((req, res) => {
   if (path === "/api/groups" && req.method === "POST") {
     void (async () => {
       const token = req.headers.authorization?.replace(/^Bearer /, "");
-      const who = token ? demoAuthenticate({ token, request: req } as RequestCredentials) : undefined;
+      const who = token
+        ? demoAuthenticate({ token, request: req } as RequestCredentials)
+        : undefined;
       if (!who) {
         res.writeHead(401).end();
         return;
@@ -87,7 +89,9 @@ await new Promise<void>((resolve, reject) => {
   server.listen(Number(env.PORT ?? 8081), env.HOST ?? "0.0.0.0", () => resolve());
 });
 const port = (server.address() as AddressInfo).port;
-console.log(`relaykit node ${node.nodeId} listening on ws://127.0.0.1:${port} (pid ${process.pid})`);
+console.log(
+  `relaykit node ${node.nodeId} listening on ws://127.0.0.1:${port} (pid ${process.pid})`,
+);
 
 let stopping = false;
 const stop = (signal: string) => {

@@ -719,6 +719,13 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       }
       applied.push(id);
       if (!r.changed) continue;
+      if (m.mode === "none" && status === "delivered") {
+        // Nothing to tell (no group ticks, no read sync) and a `delivered` cannot make the
+        // message final: skip the O(recipients) status pass, which made a large group's
+        // acks quadratic (1,023 acks x 1,023 recipients per message).
+        await this.#store.setState(id, i, r.state, at);
+        continue;
+      }
       const states = Array.from(rec.states);
       const wms = await this.#store.watermarks(m.conversation);
       const before = recipientStatuses(m.recipients, states, m.seq, wms);

@@ -239,6 +239,47 @@ describe("Router groups: fan-out across 3 in-process nodes", () => {
     await c.close();
   });
 
+  it("puts group messages in a lower lane than 1:1 ones: normal up to 256 members, low beyond", async () => {
+    const w = sharded(2);
+    const { c } = w;
+    const alice = await c.connect(0, "alice");
+    const bob = await c.connect(1, "bob");
+    const others = Array.from({ length: 298 }, (_, i) => u(`x${i}`));
+    for (const x of others) c.devices.linkSync(x, "d1" as never);
+    await w.dir(0).create(u("alice"), { id: groupId("small-g"), members: [u("bob")] });
+    await w.dir(0).create(u("alice"), { id: groupId("big-g"), members: [u("bob"), ...others] });
+    await c.flush();
+    bob.transport.clear();
+    await alice.send({ type: "send", id: "p1", to: { user: "bob" }, text: "dm" });
+    await alice.send({ type: "send", id: "p2", to: { group: "small-g" }, text: "small" });
+    await alice.send({ type: "send", id: "p3", to: { group: "big-g" }, text: "big" });
+    // A client may ask for a lower lane, never a higher one.
+    await alice.send({
+      type: "send",
+      id: "p4",
+      to: { group: "small-g" },
+      text: "asks low",
+      priority: "low",
+    });
+    await alice.send({
+      type: "send",
+      id: "p5",
+      to: { group: "big-g" },
+      text: "asks high",
+      priority: "high",
+    });
+    expect(msgs(bob).map((m) => [m.text, m.priority])).toEqual([
+      ["dm", "high"],
+      ["small", "normal"],
+      ["big", "low"],
+      ["asks low", "low"],
+      ["asks high", "low"],
+    ]);
+    // The offline members' devices hold it in the queue store.
+    expect(c.queueStore.size).toBeGreaterThanOrEqual(2 * others.length);
+    await c.close();
+  });
+
   it("an offline member device gets the group message when it comes back", async () => {
     const w = sharded(3);
     const { c } = w;
@@ -318,8 +359,9 @@ describe("Router groups: system messages", () => {
 
 describe("Router groups: hand-over when a node joins mid-traffic", () => {
   it("moves the groups the ring diff names to the new node and loses no group message", async () => {
-    // One cluster-wide queue and acking clients: this test is about the groups' hand-over,
-    // not the per-node queue's cross-node ack gap (see the receipts tests).
+    // One cluster-wide queue and acking clients: this test is about the groups' hand-over, not
+    // about per-node queues, which free a window slot acked on another node only at their next
+    // retry (the test never moves the clock).
     const w = sharded(2, { sharedQueue: true });
     const { c } = w;
     const users = Array.from({ length: 8 }, (_, i) => `u${i}`);

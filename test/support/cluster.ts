@@ -120,8 +120,10 @@ export interface ClusterOptions {
   readonly receipts?: Omit<ReceiptTrackerOptions, "clock" | "store">;
   /**
    * One cluster-wide DeliveryQueue (a queue service outliving nodes) instead of one per node
-   * over the shared store. Per-node queues do not see acks taken by other nodes (a known gap),
-   * so tests that need many cross-node deliveries with acks use this. @default false
+   * over the shared store. Per-node queues (`sharedStore: true`) learn of an ack taken by
+   * another node only at their next retry, so a device's in-flight window (16) stays full until
+   * the backoff fires: tests with many cross-node deliveries and no clock steps use this.
+   * @default false
    */
   readonly sharedQueue?: boolean;
   /** More gateway options per node (a presence bridge). */
@@ -143,7 +145,8 @@ export interface ClusterDevice {
 /**
  * `n` in-process nodes (router + gateway each) named n1..nN, sharing one session directory,
  * device registry, sequence store, message store, queue store, receipt store and NodeBus,
- * under one manual clock. Each node runs its own DeliveryQueue over the shared queue store.
+ * under one manual clock. Each node runs its own DeliveryQueue over the shared queue store
+ * (`sharedStore: true`), unless `sharedQueue` asks for one queue for the whole cluster.
  */
 export function cluster(n: number, options: ClusterOptions = {}) {
   const clock = new ManualClock(1_000_000);
@@ -189,7 +192,7 @@ export function cluster(n: number, options: ClusterOptions = {}) {
       devices,
       sequences,
       messages,
-      outbox: shared ? sharedView : deliveryQueue({ clock, store: queueStore }),
+      outbox: shared ? sharedView : deliveryQueue({ clock, store: queueStore, sharedStore: true }),
       receipts: new ReceiptTracker({
         ...options.receipts,
         clock,

@@ -9,6 +9,13 @@ export { RedisGroupStore, type RedisGroupStoreOptions } from "./group-store.js";
 export type { RedisClient } from "./lua-script.js";
 export { RedisMessageStore, type RedisMessageStoreOptions } from "./message-store.js";
 export {
+  createRedisNode,
+  RedisNode,
+  type RedisNodeEvents,
+  type RedisNodeOptions,
+  type RedisNodeQueueOptions,
+} from "./node.js";
+export {
   BUS_FORMAT_JSON,
   decodeBusPacket,
   encodeBusPacket,
@@ -22,10 +29,3 @@ export { RedisReceiptStore, type RedisReceiptStoreOptions } from "./receipt-stor
 export { DEFAULT_REDIS_RETRY, isTransientRedisError, type RedisRetryPolicy } from "./redis-call.js";
 export { RedisSequenceStore, type RedisSequenceStoreOptions } from "./sequence-store.js";
 export { RedisSessionDirectory, type RedisSessionDirectoryOptions } from "./session-directory.js";
-export {
-  createRedisNode,
-  RedisNode,
-  type RedisNodeEvents,
-  type RedisNodeOptions,
-  type RedisNodeQueueOptions,
-} from "./node.js";

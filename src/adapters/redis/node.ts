@@ -46,8 +46,8 @@ import { RedisNodeBus } from "./node-bus.js";
 import { RedisNodeRegistry } from "./node-registry.js";
 import { RedisPresenceStore } from "./presence-store.js";
 import { RedisQueueStore } from "./queue-store.js";
-import { isRedisClient } from "./redis-call.js";
 import { RedisReceiptStore } from "./receipt-store.js";
+import { isRedisClient } from "./redis-call.js";
 import { RedisSequenceStore } from "./sequence-store.js";
 import { RedisSessionDirectory } from "./session-directory.js";
 
@@ -181,7 +181,10 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
         `RedisNode: Expected \`heartbeatMs\` to be < ttlMs (${this.#ttlMs}), got \`${this.#heartbeatMs}\` (number)`,
       );
     }
-    this.nodeId = `${o.name}.${ids.next("").replace(/[^A-Za-z0-9]/g, "").slice(-10)}` as NodeId;
+    this.nodeId = `${o.name}.${ids
+      .next("")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(-10)}` as NodeId;
     if (typeof options.redis === "string") {
       const client = new Redis(options.redis, {
         lazyConnect: false,
@@ -204,10 +207,8 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     const report = (e: unknown) => this.#report(e);
 
     this.#bus = new RedisNodeBus({ ...common, onError: report });
-    this.#local = new LocalDirectory(
-      new RedisSessionDirectory(common),
-      this.nodeId,
-      (device) => this.#releaseDevice(device),
+    this.#local = new LocalDirectory(new RedisSessionDirectory(common), this.nodeId, (device) =>
+      this.#releaseDevice(device),
     );
     this.presenceStore = new RedisPresenceStore(common);
     this.groups = new GroupService({ store: new RedisGroupStore(common), clock, ids });
@@ -226,6 +227,9 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       ids,
       outbox: (hooks) => {
         queue = new DeliveryQueue({
+          // Nodes share the store: an entry acked through another node (a device that moved
+          // before this node let go of it) is dropped here, never retried or failed.
+          sharedStore: true,
           ...((options.queue ?? {}) as RedisNodeQueueOptions),
           store: queueStore,
           clock,
@@ -498,7 +502,8 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   }
 
   #dropViewer(viewer: UserId): void {
-    for (const [subject, set] of [...this.#subs]) if (set.has(viewer)) this.#unwatch(viewer, subject);
+    for (const [subject, set] of [...this.#subs])
+      if (set.has(viewer)) this.#unwatch(viewer, subject);
   }
 
   /** Sends `viewer` the shared presence of `subject` unless it is what it was last shown. */

@@ -162,14 +162,11 @@ describe.skipIf(!url)("cluster: three node processes on one Redis", () => {
     for (const x of [alice, carol]) x.c.on("status", (m) => statuses.set(m.clientId, m.status));
     const hello = alice.c.send("bob", "hello bob");
     await waitFor("bob gets hello", () => [...bob.received.values()].includes("hello bob"));
-    await waitFor(
-      "✓✓ on hello",
-      () => alice.c.outgoing(hello.clientId)?.status === "delivered",
-    );
+    await waitFor("✓✓ on hello", () => alice.c.outgoing(hello.clientId)?.status === "delivered");
     bob.c.markRead(alice.c.outgoing(hello.clientId)!.conversation!);
     await waitFor("read on hello", () => statuses.get(hello.clientId) === "read");
 
-    const res = await fetch(nodes[0]!.url.replace("ws:", "http:") + "api/groups", {
+    const res = await fetch(`${nodes[0]!.url.replace("ws:", "http:")}api/groups`, {
       method: "POST",
       headers: { authorization: "Bearer alice", "content-type": "application/json" },
       body: JSON.stringify({ id: "crew", members: ["bob", "carol"] }),
@@ -199,7 +196,8 @@ describe.skipIf(!url)("cluster: three node processes on one Redis", () => {
         if (m.id !== undefined && m.status !== "failed" && "user" in m.to) {
           accepted[m.to.user as "bob" | "alice"]?.add(m.id);
         }
-        if (m.status === "failed" && phase === 2) failures.push(`${m.clientId} to ${to}: ${m.reason}`);
+        if (m.status === "failed" && phase === 2)
+          failures.push(`${m.clientId} to ${to}: ${m.reason}`);
       });
     }
     let sending = true;
