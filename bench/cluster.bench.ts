@@ -98,8 +98,16 @@ function sink() {
     until(n: number): Promise<void> {
       if (ids.length >= n) return Promise.resolve();
       wanted = n;
-      return new Promise((r) => {
-        wake = r;
+      return new Promise((resolve, reject) => {
+        // The bench must end by itself: a stuck relay is an error, not a hang.
+        const timer = setTimeout(
+          () => reject(new Error(`cluster.relay: ${ids.length}/${n} messages after 30 s`)),
+          30_000,
+        );
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     },
     take(): string[] {

@@ -5,4 +5,5 @@ export * from "./ids.js";
 export { assertInteger, parseOptions } from "./options.js";
 export * from "./random.js";
 export { monotonicNow, systemClock, systemIds, systemRandom } from "./system.js";
+/** Shared types: Session, Envelope, Priority, Target, Attachment, SystemEvent, GroupReceiptPolicy. */
 export type * from "./types.js";

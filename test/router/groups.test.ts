@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  deviceId,
   type GroupId,
   groupId,
   type MessageId,
@@ -245,7 +246,7 @@ describe("Router groups: fan-out across 3 in-process nodes", () => {
     const alice = await c.connect(0, "alice");
     const bob = await c.connect(1, "bob");
     const others = Array.from({ length: 298 }, (_, i) => u(`x${i}`));
-    for (const x of others) c.devices.linkSync(x, "d1" as never);
+    for (const x of others) c.devices.linkSync(x, deviceId("d1"));
     await w.dir(0).create(u("alice"), { id: groupId("small-g"), members: [u("bob")] });
     await w.dir(0).create(u("alice"), { id: groupId("big-g"), members: [u("bob"), ...others] });
     await c.flush();
