@@ -183,6 +183,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #hooks: RouterHooks;
   readonly #inflight = new Map<string, Promise<ServerFrame>>();
   readonly #sinks = new Set<LocalSink>();
+  /** Sessions of each online recipient device of the messages being accepted right now. */
+  readonly #routes = new Map<MessageId, ReadonlyMap<DeviceKey, readonly Session[]>>();
   readonly #handlers = new Map<string, ControlHandler>();
   readonly #requests = new Map<
     string,
@@ -411,14 +413,25 @@ export class Router extends TypedEmitter<RouterEvents> {
     policy: GroupReceiptPolicy | undefined,
   ): Promise<{ ok: true } | { ok: false; code: "recipient_queue_full" }> {
     const sessions = await this.directory.lookupMany(users);
-    const online = new Set<DeviceKey>();
+    // The sessions of each online recipient device: who is online for the queue, and where
+    // its first transmission goes (the flush reuses them instead of looking them up again).
+    const route = new Map<DeviceKey, Session[]>();
     for (const list of sessions.values()) {
-      for (const s of list) online.add(deviceKey(s.userId, s.deviceId));
+      for (const s of list) {
+        const key = deviceKey(s.userId, s.deviceId);
+        const known = route.get(key);
+        if (known) known.push(s);
+        else route.set(key, [s]);
+      }
     }
     await this.messages?.put(envelope, recipients);
-    const result = await this.outbox.enqueue(envelope, recipients, {
-      online: (d) => online.has(d),
-    });
+    this.#routes.set(envelope.id, route);
+    let result: Awaited<ReturnType<Outbox["enqueue"]>>;
+    try {
+      result = await this.outbox.enqueue(envelope, recipients, { online: (d) => route.has(d) });
+    } finally {
+      this.#routes.delete(envelope.id);
+    }
     if (!result.ok) return result;
     await this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
     this.emit("accepted", envelope, recipients);
@@ -669,20 +682,27 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#flushScheduled = false;
     const batch = this.#transmits;
     this.#transmits = [];
-    const users = new Set<UserId>();
-    for (const t of batch) users.add(splitDeviceKey(t.device).userId);
-    const sessions = await this.directory.lookupMany([...users]);
     const perMessage = new Map<Envelope, Session[]>();
-    for (const { device, envelope } of batch) {
-      const { userId: u, deviceId: d } = splitDeviceKey(device);
-      for (const s of sessions.get(u) ?? NO_SESSIONS) {
-        if (s.deviceId !== d) continue;
-        let list = perMessage.get(envelope);
-        if (!list) {
-          list = [];
-          perMessage.set(envelope, list);
-        }
-        list.push(s);
+    const add = (envelope: Envelope, s: Session) => {
+      const list = perMessage.get(envelope);
+      if (list) list.push(s);
+      else perMessage.set(envelope, [s]);
+    };
+    // First transmissions of a message being accepted reuse its route; retries and
+    // reconnect flushes look the sessions up.
+    const rest: { device: DeviceKey; envelope: Envelope }[] = [];
+    for (const t of batch) {
+      const route = this.#routes.get(t.envelope.id);
+      if (!route) rest.push(t);
+      else for (const s of route.get(t.device) ?? NO_SESSIONS) add(t.envelope, s);
+    }
+    if (rest.length > 0) {
+      const users = new Set<UserId>();
+      for (const t of rest) users.add(splitDeviceKey(t.device).userId);
+      const sessions = await this.directory.lookupMany([...users]);
+      for (const { device, envelope } of rest) {
+        const { userId: u, deviceId: d } = splitDeviceKey(device);
+        for (const s of sessions.get(u) ?? NO_SESSIONS) if (s.deviceId === d) add(envelope, s);
       }
     }
     const sends: Promise<void>[] = [];

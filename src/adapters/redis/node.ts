@@ -159,6 +159,8 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   readonly #shown = new Map<string, string>();
   readonly #dirty = new Set<UserId>();
   readonly #held = new Set<DeviceKey>();
+  readonly #toLoad = new Set<DeviceKey>();
+  #loading: Promise<void> | undefined;
   readonly #unsubscribe: (() => Promise<void>)[] = [];
   #presenceTimer: Timer | undefined;
   #resyncTimer: Timer | undefined;
@@ -247,7 +249,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
     this.presence = new PresenceTracker({ clock, thresholdMs: o.presenceThresholdMs });
     this.presence.on("change", (user) => {
-      void this.#writePresence(user).then(() => this.#broadcast("presence", { users: [user] }));
+      void this.#publishPresence(user);
     });
     this.gateway = new Gateway<C>({
       router: this.router,
@@ -306,6 +308,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
    * every `resyncMs`), and lets go of devices no longer here.
    */
   async resync(): Promise<void> {
+    if (this.nodeId) return;
     for (const d of [...this.#held]) if (!this.#local.has(d)) this.#releaseDevice(d);
     const devices = this.#local.devices();
     if (devices.length === 0) return;
@@ -365,7 +368,6 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       },
       ack: (device, ids) => queue.ack(device, ids),
       deviceConnected: async (device) => {
-        await this.#load([device]);
         if (local().has(device)) queue.deviceConnected(device);
       },
       // Entries are let go when the last session here goes (see LocalDirectory).
@@ -375,11 +377,30 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     };
   }
 
-  async #load(devices: readonly DeviceKey[]): Promise<void> {
-    const mine = devices.filter((d) => this.#local.has(d));
-    if (mine.length === 0) return;
-    for (const d of mine) this.#held.add(d);
-    await this.queue.recover({ devices: mine });
+  /**
+   * Loads these devices' entries from Redis (those connected here). Loads coalesce: while one
+   * runs, requests gather and the next run takes them all, so a burst of sends to a device
+   * costs a few reads of its entries, not one per message. Resolves once they are loaded.
+   */
+  #load(devices: readonly DeviceKey[]): Promise<void> {
+    for (const d of devices) {
+      if (!this.#local.has(d)) continue;
+      this.#held.add(d);
+      this.#toLoad.add(d);
+    }
+    if (this.#toLoad.size === 0) return this.#loading ?? Promise.resolve();
+    this.#loading ??= (async () => {
+      try {
+        while (this.#toLoad.size > 0) {
+          const batch = [...this.#toLoad];
+          this.#toLoad.clear();
+          await this.queue.recover({ devices: batch });
+        }
+      } finally {
+        this.#loading = undefined;
+      }
+    })();
+    return this.#loading;
   }
 
   #releaseDevice(device: DeviceKey): void {
@@ -458,16 +479,16 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
   #gatewayPresence(base: GatewayPresence): GatewayPresence {
     return {
+      // Presence writes never fail a connection: a Redis hiccup is reported, the next
+      // activity sync or change writes again.
       connected: async (session) => {
         await base.connected(session);
-        await this.#writePresence(session.userId);
-        await this.#broadcast("presence", { users: [session.userId] });
+        await this.#publishPresence(session.userId);
       },
       disconnected: async (session, clean) => {
         await base.disconnected(session, clean);
         if (!this.#local.hasUser(session.userId)) this.#dropViewer(session.userId);
-        await this.#writePresence(session.userId);
-        await this.#broadcast("presence", { users: [session.userId] });
+        await this.#publishPresence(session.userId);
       },
       touch: (conn) => {
         base.touch(conn);
@@ -546,6 +567,16 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
         if (stored.get(r.deviceId) !== this.nodeId) continue;
       }
       await this.presenceStore.write({ ...r, userId: user, nodeId: this.nodeId });
+    }
+  }
+
+  /** Writes a user's records here and tells every node; reports failures, never rejects. */
+  async #publishPresence(user: UserId): Promise<void> {
+    try {
+      await this.#writePresence(user);
+      await this.#broadcast("presence", { users: [user] });
+    } catch (e) {
+      this.#report(e);
     }
   }
 
