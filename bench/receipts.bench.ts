@@ -134,7 +134,12 @@ export default async function receiptsBench(ctx: BenchContext): Promise<void> {
     const size = await tracker.size();
     if (size.messages !== 0 || notices !== 3 * i) throw new Error("receipts.tracker_ack: leak");
     tracker.close();
-    ctx.report({ bench: "receipts.tracker_ack", ops_per_s, store: "memory", unit_of_work: "track+delivered+read" });
+    ctx.report({
+      bench: "receipts.tracker_ack",
+      ops_per_s,
+      store: "memory",
+      unit_of_work: "track+delivered+read",
+    });
   }
 
   if (ctx.wants("receipts.memory")) {

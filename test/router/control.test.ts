@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ManualClock, MemoryNodeBus, type NodeId, RelayError, Router, sequentialIds } from "../../src/index.js";
+import {
+  ManualClock,
+  MemoryNodeBus,
+  type NodeId,
+  RelayError,
+  Router,
+  sequentialIds,
+} from "../../src/index.js";
 
 const node = (s: string) => s as NodeId;
 
@@ -15,7 +22,9 @@ describe("Router control channel (node-to-node requests)", () => {
       throw new RelayError("not_group_admin", "nope");
     });
     await expect(a.request(node("b"), "double", 21)).resolves.toEqual({ twice: 42, from: "a" });
-    await expect(a.request(node("b"), "refuse", null)).rejects.toMatchObject({ code: "not_group_admin" });
+    await expect(a.request(node("b"), "refuse", null)).rejects.toMatchObject({
+      code: "not_group_admin",
+    });
     const silent = a.request(node("c"), "double", 1, 1000);
     clock.advance(1000);
     await expect(silent).rejects.toMatchObject({ code: "timeout" });
