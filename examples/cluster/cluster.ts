@@ -81,7 +81,13 @@ for (let i = 0; i < N; i++) {
   const port = BASE_PORT + i;
   const child = spawn(process.execPath, ["--import", "tsx", "examples/cluster/node.ts"], {
     cwd: ROOT,
-    env: { ...process.env, REDIS_URL: url, PORT: String(port), NODE_ID: `n${i + 1}` },
+    env: {
+      ...process.env,
+      REDIS_URL: url,
+      PORT: String(port),
+      NODE_ID: `n${i + 1}`,
+      EXIT_WITH_PARENT: "1",
+    },
     stdio: ["ignore", "inherit", "inherit"],
   });
   child.once("exit", (code, signal) => {

@@ -6,7 +6,8 @@
  * Env: `REDIS_URL` (default redis://127.0.0.1:6379), `PORT` (default 8081, 0 = any free
  * port), `HOST` (default 0.0.0.0), `NODE_ID` (a readable name; the real node id gets a fresh
  * random suffix per start), `RELAYKIT_PREFIX` (key namespace, default "rk"), and for tests
- * `RELAYKIT_TTL_MS`, `RELAYKIT_HEARTBEAT_MS`, `RELAYKIT_RESYNC_MS`.
+ * `RELAYKIT_TTL_MS`, `RELAYKIT_HEARTBEAT_MS`, `RELAYKIT_RESYNC_MS`; `EXIT_WITH_PARENT=1` stops
+ * the node when the process that started it goes away.
  *
  * HTTP: `GET /healthz`, `POST /api/frames` (frames over HTTP), and a demo-only
  * `POST /api/groups` `{"id":"g1","members":["bob"]}` (creator = the bearer token's user).
@@ -114,4 +115,11 @@ const stop = (signal: string) => {
   );
 };
 process.on("SIGINT", () => stop("SIGINT"));
+if (env.EXIT_WITH_PARENT === "1") {
+  // Started by cluster.ts or a test: never outlive it, even if it was SIGKILLed.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop("parent gone");
+  }, 500).unref();
+}
 process.on("SIGTERM", () => stop("SIGTERM"));

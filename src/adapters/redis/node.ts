@@ -28,10 +28,13 @@ import {
 } from "../../gateway/index.js";
 import { GroupService } from "../../groups/index.js";
 import {
+  applyVisibility,
   type PresenceStore,
   PresenceTracker,
+  type PrivacyHook,
   presenceOf,
   type UserPresence,
+  visibleToEveryone,
 } from "../../presence/index.js";
 import type { PresenceFrame } from "../../protocol/index.js";
 import { DeliveryQueue, type DeliveryQueueOptions } from "../../queue/index.js";
@@ -78,6 +81,8 @@ export interface RedisNodeOptions<C = unknown> {
   readonly resyncMs?: number;
   /** Presence: online while a device was active within this many ms. @default 10000 */
   readonly presenceThresholdMs?: number;
+  /** Decides what a viewer may see of a subject's presence. @default visibleToEveryone */
+  readonly privacy?: PrivacyHook;
   /** Published in the registry (e.g. the gateway URL). @default {} */
   readonly meta?: Record<string, string>;
   /** Passed to the node's DeliveryQueue (retry policy, TTL, window...). */
@@ -104,6 +109,7 @@ const schema = z.object({
   resyncMs: z.int().min(10).default(5_000),
   presenceThresholdMs: z.int().min(1).default(10_000),
   meta: z.record(z.string(), z.string()).default({}),
+  privacy: z.custom<PrivacyHook>((v) => typeof v === "function", "a function").optional(),
   queue: z.record(z.string(), z.unknown()).optional(),
   clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
   ids: z.custom<IdSource>((v) => typeof v === "object" && v !== null).optional(),
@@ -152,6 +158,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   readonly #local: LocalDirectory;
   readonly #clock: Clock;
   readonly #threshold: number;
+  readonly #privacy: PrivacyHook;
   readonly #ttlMs: number;
   readonly #heartbeatMs: number;
   readonly #resyncMs: number;
@@ -174,6 +181,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     const ids = options.ids ?? systemIds();
     this.#clock = clock;
     this.#threshold = o.presenceThresholdMs;
+    this.#privacy = options.privacy ?? visibleToEveryone;
     this.#ttlMs = o.ttlMs;
     this.#heartbeatMs = o.heartbeatMs ?? Math.max(10, Math.floor(o.ttlMs / 3));
     this.#resyncMs = o.resyncMs;
@@ -308,7 +316,6 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
    * every `resyncMs`), and lets go of devices no longer here.
    */
   async resync(): Promise<void> {
-    if (this.nodeId) return;
     for (const d of [...this.#held]) if (!this.#local.has(d)) this.#releaseDevice(d);
     const devices = this.#local.devices();
     if (devices.length === 0) return;
@@ -368,6 +375,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       },
       ack: (device, ids) => queue.ack(device, ids),
       deviceConnected: async (device) => {
+        await this.#load([device]);
         if (local().has(device)) queue.deviceConnected(device);
       },
       // Entries are let go when the last session here goes (see LocalDirectory).
@@ -529,7 +537,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
   /** Sends `viewer` the shared presence of `subject` unless it is what it was last shown. */
   async #show(viewer: UserId, subject: UserId): Promise<void> {
-    const p = await this.presenceOf(subject);
+    const p = applyVisibility(await this.presenceOf(subject), this.#privacy(viewer, subject));
     const frame: PresenceFrame = {
       type: "presence",
       user: subject,

@@ -1,0 +1,128 @@
+/**
+ * createRedisNode in-process: option validation, two nodes relaying through one Redis,
+ * re-registration after Redis lost the data (selfExpired), and a clean leave.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { createRedisNode, RedisNode } from "../../../src/adapters/redis/index.js";
+import { isRelayError, type UserId } from "../../../src/core/index.js";
+import type { Transport } from "../../../src/gateway/index.js";
+import { deleteKeysWithPrefix, redisFixture, redisUrl } from "../redis/redis-helpers.js";
+
+const url = redisUrl();
+
+function socket() {
+  const frames: { type: string; [k: string]: unknown }[] = [];
+  const transport: Transport = {
+    send: (d) => frames.push(JSON.parse(d) as { type: string }),
+    close() {},
+    bufferedAmount: 0,
+  };
+  return { transport, frames };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("RedisNode options", () => {
+  it("refuses bad options at construction with invalid_option", () => {
+    const bad = [
+      { redis: "", authenticate: () => undefined },
+      { redis: "redis://127.0.0.1:1", authenticate: 42 },
+      { redis: "redis://127.0.0.1:1", authenticate: () => undefined, prefix: "a{b}" },
+      {
+        redis: "redis://127.0.0.1:1",
+        authenticate: () => undefined,
+        ttlMs: 1000,
+        heartbeatMs: 1000,
+      },
+    ];
+    for (const o of bad) {
+      let err: unknown;
+      try {
+        new RedisNode(o as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(isRelayError(err) && err.code).toBe("invalid_option");
+    }
+  });
+});
+
+describe.skipIf(!url)("RedisNode on Redis", () => {
+  const redis = redisFixture("node");
+  const nodes: RedisNode<string>[] = [];
+  afterAll(async () => {
+    for (const n of nodes) await n.close();
+    await redis.close();
+  });
+  const mk = async (name: string) => {
+    const n = await createRedisNode<string>({
+      redis: await redis.client(),
+      prefix: redis.prefix,
+      name,
+      ttlMs: 600,
+      heartbeatMs: 100,
+      resyncMs: 200,
+      authenticate: (user) => ({ userId: user, deviceId: "d1" }),
+    });
+    nodes.push(n);
+    return n;
+  };
+
+  it("relays across two nodes, comes back after Redis lost its data, and leaves cleanly", async () => {
+    const a = await mk("a");
+    const b = await mk("b");
+    expect(a.nodeId).not.toBe(b.nodeId);
+    await until("a sees b", () => a.discovery.members().some((m) => m.nodeId === b.nodeId));
+    const alice = socket();
+    const bob = socket();
+    const aliceConn = (await a.gateway.open(alice.transport, "alice"))!;
+    await b.gateway.open(bob.transport, "bob");
+    const send = (id: string, text: string) =>
+      a.gateway.receive(aliceConn, JSON.stringify({ type: "send", id, to: { user: "bob" }, text }));
+
+    await send("c1", "one");
+    await until("bob gets one", () =>
+      bob.frames.some((f) => f.type === "message" && f.text === "one"),
+    );
+    expect((await a.presenceOf("bob" as UserId)).status).toBe("online");
+
+    // Redis loses this cluster's data (as a restart without persistence would): the nodes
+    // re-register themselves and their sessions.
+    let selfExpired = 0;
+    b.on("selfExpired", () => selfExpired++);
+    await deleteKeysWithPrefix(await redis.client(), redis.prefix);
+    await until("b re-registered", () => selfExpired > 0);
+    await until(
+      "bob linked again",
+      async () => (await b.router.devices.devices("bob" as UserId)).length > 0,
+    );
+    await until(
+      "alice linked again",
+      async () => (await a.router.devices.devices("alice" as UserId)).length > 0,
+    );
+    await send("c2", "two");
+    await until("bob gets two", () =>
+      bob.frames.some((f) => f.type === "message" && f.text === "two"),
+    );
+
+    // A clean leave: b deregisters (a sees it go, nobody claims it as dead) and its users go offline.
+    let expired = 0;
+    a.on("nodeExpired", () => expired++);
+    const seesB = () => a.discovery.members().some((m) => m.nodeId === b.nodeId);
+    await until("a sees b again", seesB);
+    await b.close();
+    await until("b left a's view", () => !seesB());
+    await until(
+      "bob offline",
+      async () => (await a.presenceOf("bob" as UserId)).status === "offline",
+    );
+    await new Promise((r) => setTimeout(r, 800));
+    expect(expired).toBe(0);
+  }, 20_000);
+});
