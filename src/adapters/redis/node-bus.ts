@@ -87,7 +87,8 @@ export function decodeBusPacket(bytes: Buffer): BusPacket {
  * packets encoded by {@link encodeBusPacket}.
  * @remarks Pub/sub is fire-and-forget: a packet for a node with no subscriber, or sent
  * while a subscriber is reconnecting, is lost (the DeliveryQueue redelivers). Packets from
- * one bus to one node keep their order. After a reconnect ioredis resubscribes by itself.
+ * one bus to one node keep their order (on a Cluster through sharded pub/sub). After a
+ * reconnect ioredis resubscribes by itself.
  */
 export class RedisNodeBus implements NodeBus {
   readonly #pub: RedisClient;
@@ -101,18 +102,25 @@ export class RedisNodeBus implements NodeBus {
   /** SUBSCRIBE in flight per channel, so concurrent subscribers wait for the same one. */
   readonly #ready = new Map<string, Promise<unknown>>();
   #closed = false;
+  /**
+   * On Redis Cluster, plain PUBLISH goes to any master and is relayed to the others, so two
+   * packets of one publisher may arrive reordered; sharded pub/sub (SPUBLISH/SSUBSCRIBE,
+   * Redis 7) keeps a channel on one shard, in order.
+   */
+  readonly #sharded: boolean;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisNodeBusOptions) {
     const o = parseOptions(schema, options, "RedisNodeBus");
     this.#pub = o.redis;
+    this.#sharded = isCluster(o.redis);
     this.#ownsSub = o.subscriber === undefined;
     this.#sub = o.subscriber ?? duplicateForSubscribe(o.redis);
     this.#prefix = o.prefix;
     this.#clock = o.clock ?? systemClock;
     this.#retry = retryPolicy(o.retry);
     this.#onError = o.onError;
-    this.#sub.on("messageBuffer", this.#onMessage);
+    this.#sub.on(this.#sharded ? "smessageBuffer" : "messageBuffer", this.#onMessage);
     // A subscriber that loses Redis must not crash the process: ioredis reconnects it.
     if (this.#ownsSub) this.#sub.on("error", () => {});
   }
@@ -128,7 +136,8 @@ export class RedisNodeBus implements NodeBus {
     const channel = this.channelOf(nodeId);
     await callRedis(
       "RedisNodeBus.publish",
-      () => this.#pub.publish(channel, bytes),
+      () =>
+        this.#sharded ? this.#pub.spublish(channel, bytes) : this.#pub.publish(channel, bytes),
       this.#clock,
       this.#retry,
     );
@@ -141,7 +150,7 @@ export class RedisNodeBus implements NodeBus {
     if (!ready) {
       ready = callRedis(
         "RedisNodeBus.subscribe",
-        () => this.#sub.subscribe(channel),
+        () => (this.#sharded ? this.#sub.ssubscribe(channel) : this.#sub.subscribe(channel)),
         this.#clock,
         this.#retry,
       );
@@ -171,7 +180,7 @@ export class RedisNodeBus implements NodeBus {
       this.#ready.delete(channel);
       await callRedis(
         "RedisNodeBus.unsubscribe",
-        () => this.#sub.unsubscribe(channel),
+        () => (this.#sharded ? this.#sub.sunsubscribe(channel) : this.#sub.unsubscribe(channel)),
         this.#clock,
         this.#retry,
       );
@@ -181,14 +190,17 @@ export class RedisNodeBus implements NodeBus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sub.off("messageBuffer", this.#onMessage);
+    this.#sub.off(this.#sharded ? "smessageBuffer" : "messageBuffer", this.#onMessage);
     const channels = [...this.#handlers.keys()];
     this.#handlers.clear();
     this.#ready.clear();
     if (this.#ownsSub) {
       this.#sub.disconnect();
     } else if (channels.length > 0) {
-      await this.#sub.unsubscribe(...channels).catch(() => {});
+      const sub = this.#sub;
+      await (this.#sharded ? sub.sunsubscribe(...channels) : sub.unsubscribe(...channels)).catch(
+        () => {},
+      );
     }
   }
 
@@ -222,10 +234,14 @@ export class RedisNodeBus implements NodeBus {
  * and resubscribes after a reconnect, whatever the publisher's own settings.
  */
 function duplicateForSubscribe(redis: RedisClient): RedisClient {
-  if ("isCluster" in redis && redis.isCluster) return (redis as Cluster).duplicate();
+  if (isCluster(redis)) return redis.duplicate([], { shardedSubscribers: true });
   return (redis as Redis).duplicate({
     enableOfflineQueue: true,
     autoResubscribe: true,
     lazyConnect: false,
   });
+}
+
+function isCluster(redis: RedisClient): redis is Cluster {
+  return "isCluster" in redis && redis.isCluster === true;
 }

@@ -39,16 +39,6 @@ const SLOTS = [
   [10923, 16383],
 ] as const;
 
-/**
- * Known gap, so the NodeBus suite is skipped on Cluster (it is flaky there, not broken
- * outright): ioredis sends PUBLISH (a keyless command) to a random master, so one
- * publisher's packets reach a subscriber through different nodes and can be reordered
- * (every case that publishes twice and checks the order fails now and then). Fix in
- * RedisNodeBus: on a Cluster use sharded pub/sub (SPUBLISH / SSUBSCRIBE, Redis 7), whose
- * channel hashes to one slot, so one node carries each channel in order.
- */
-const NODE_BUS_ON_CLUSTER = false;
-
 async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -186,12 +176,11 @@ describe.skipIf(!url)("Redis adapters on a 3-master Redis Cluster", () => {
       }),
     );
   });
-  describe.skipIf(!NODE_BUS_ON_CLUSTER)("NodeBus (skipped: see NODE_BUS_ON_CLUSTER)", () =>
+  describe("NodeBus (sharded pub/sub on a Cluster, so one publisher's packets keep their order)", () =>
     run(
       nodeBusConformance({
         create: async () => new RedisNodeBus({ redis: await client(), prefix: prefix() }),
         dispose: (bus) => bus.close(),
       }),
-    ),
-  );
+    ));
 });
