@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type DeviceId,
@@ -10,28 +9,16 @@ import type { DeviceRegistry } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisDeviceRegistry}. */
-export interface RedisDeviceRegistryOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the registry. */
-  redis: RedisClient;
-  /** Namespace of every key: `<prefix>:dev:{<userId>}`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisDeviceRegistryOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: list; ARGV: deviceId. Appends unless already present (LPOS: Redis >= 6.0.6).
 const LINK = new LuaScript(`

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type GroupId,
@@ -17,28 +16,16 @@ import type {
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisGroupStore}. */
-export interface RedisGroupStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
-  /** Namespace of every key: `<prefix>:grp:{<groupId>}:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisGroupStoreOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: meta, members, admins; ARGV: onlyIfNew, recJson, name, receipts, nMembers, members..., admins...
 // The join counter `seq` in meta scores members and admins, so both keep their order.

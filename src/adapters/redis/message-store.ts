@@ -13,35 +13,25 @@ import type { MessageStore, Retention } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisMessageStore}. */
-export interface RedisMessageStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
+export interface RedisMessageStoreOptions extends RedisAdapterOptions {
   /** How long messages are kept. @default { mode: "relay" } */
   retention?: Retention;
-  /** Namespace of every key, inside the hash tag: `{<prefix>:msg}:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
 }
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
+const schema = redisAdapterSchema.extend({
   retention: z
     .discriminatedUnion("mode", [
       z.object({ mode: z.literal("relay") }),
       z.object({ mode: z.literal("history"), historyMs: z.number().min(0) }),
     ])
     .default({ mode: "relay" }),
-  ...redisCommonShape,
 });
 
 // KEYS: env, pending; ARGV: id, json, recipient1..N. Relay mode.

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type NodeId,
@@ -17,31 +16,19 @@ import {
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
-/** Options for {@link RedisNodeRegistry}. */
-export interface RedisNodeRegistryOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the registry. */
-  redis: RedisClient;
-  /** Namespace of every key, inside the hash tag: `{<prefix>:nodes}:...`. @default "rk" */
-  prefix?: string;
-  /**
-   * Source of heartbeat and deadline times (every node's clock must agree to well within a
-   * TTL; inject a ManualClock in tests). @default systemClock
-   */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+/**
+ * Options for {@link RedisNodeRegistry}. Its `clock` is also the source of heartbeat and
+ * deadline times: every node's clock must agree to well within a TTL.
+ */
+export type RedisNodeRegistryOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: live, info, hb, ttl; ARGV: id, infoJson, now, ttl
 const REGISTER = new LuaScript(`

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type DeviceId,
@@ -12,28 +11,16 @@ import type { PresenceRecord, PresenceStore } from "../../presence/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisPresenceStore}. */
-export interface RedisPresenceStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
-  /** Namespace of every key: `<prefix>:pres:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries (presence times themselves come from the callers' `now`). @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisPresenceStoreOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: lease hash; ARGV: node, at, until. A late heartbeat never shortens the lease.
 const HEARTBEAT = new LuaScript(`

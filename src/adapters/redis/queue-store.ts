@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type ClientMessageId,
   type Clock,
@@ -19,28 +18,16 @@ import {
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisQueueStore}. */
-export interface RedisQueueStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
-  /** Namespace of every key, inside the hash tag: `{<prefix>:q}:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisQueueStoreOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 /** Expired dedupe records swept per write, so the sweep never blocks Redis for long. */
 const SWEEP = 100;

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type ConversationId,
@@ -21,28 +20,16 @@ import type {
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisReceiptStore}. */
-export interface RedisReceiptStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
-  /** Namespace of every key, inside the hash tag: `{<prefix>:rcpt}:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisReceiptStoreOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: msg, conv, due, count; ARGV: id, json, initial, seq, expiresAt, n, conversation, dueMember
 const TRACK = new LuaScript(`

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type Clock, RelayError } from "../../core/index.js";
+import type { RedisClient } from "./lua-script.js";
 
 /** How a Redis adapter retries a failed command. */
 export interface RedisRetryPolicy {
@@ -111,3 +112,21 @@ function isClock(v: unknown): boolean {
     typeof (v as { setTimeout?: unknown }).setTimeout === "function"
   );
 }
+
+/** What every Redis adapter takes; adapters with more options extend it. */
+export interface RedisAdapterOptions {
+  /** A connected ioredis client (single server or Cluster). Not closed by the adapter. */
+  redis: RedisClient;
+  /** Namespace of every key (each adapter's class docs give its key layout). @default "rk" */
+  prefix?: string;
+  /** Paces retries. @default systemClock */
+  clock?: Clock;
+  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
+  retry?: Partial<RedisRetryPolicy>;
+}
+
+/** The zod schema of {@link RedisAdapterOptions}, for adapters' option validation. */
+export const redisAdapterSchema = z.object({
+  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
+  ...redisCommonShape,
+});

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type ConversationId,
@@ -10,28 +9,16 @@ import type { SequenceStore } from "../../router/index.js";
 import type { RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisSequenceStore}. */
-export interface RedisSequenceStoreOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the store. */
-  redis: RedisClient;
-  /** Namespace of every key: `<prefix>:seq:{<conversationId>}`. @default "rk" */
-  prefix?: string;
-  /** Paces retries of `current`. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures of `current` (never of `next`). @default 3 tries */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisSequenceStoreOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 /**
  * The {@link SequenceStore} on Redis: one counter per conversation, advanced with INCR, so

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import {
   type Clock,
   type NodeId,
@@ -13,28 +12,16 @@ import type { SessionDirectory } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
-  isRedisClient,
+  type RedisAdapterOptions,
   type RedisRetryPolicy,
-  redisCommonShape,
+  redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
 
 /** Options for {@link RedisSessionDirectory}. */
-export interface RedisSessionDirectoryOptions {
-  /** A connected ioredis client (single server or Cluster). Not closed by the directory. */
-  redis: RedisClient;
-  /** Namespace of every key, inside the hash tag: `{<prefix>:sess}:...`. @default "rk" */
-  prefix?: string;
-  /** Paces retries. @default systemClock */
-  clock?: Clock;
-  /** Retries of transient failures (lost connection, timeout). @default 3 tries, 50 ms backoff */
-  retry?: Partial<RedisRetryPolicy>;
-}
+export type RedisSessionDirectoryOptions = RedisAdapterOptions;
 
-const schema = z.object({
-  redis: z.custom<RedisClient>(isRedisClient, "an ioredis client"),
-  ...redisCommonShape,
-});
+const schema = redisAdapterSchema;
 
 // KEYS: all, seq, newUser, newNode, [oldUser, oldNode]; ARGV: sid, json, expectedOld ("" = none)
 // Compare-and-set on the stored JSON, so the old user/node keys we were told are the right ones.
