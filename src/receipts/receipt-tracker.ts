@@ -300,7 +300,10 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   readonly #store: ReceiptStore;
   readonly #opts: z.output<typeof optionsSchema>;
   readonly #readReceipts: ReadReceiptsSetting | undefined;
-  readonly #buffer = new Map<MessageId, { entries: Pending[]; timer: Timer | undefined }>();
+  readonly #buffer = new Map<
+    MessageId,
+    { entries: Pending[]; timer: Timer | undefined; final: Timer | undefined }
+  >();
   #buffered = 0;
   // Ids released as final, with when to forget them: late duplicates are ignored, not
   // buffered. A FIFO (arrays + head) beside the map, because deleting a Map's first keys
@@ -611,7 +614,10 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   close(): void {
     this.#closed = true;
     this.#clock.clear(this.#sweeper);
-    for (const b of this.#buffer.values()) this.#clock.clear(b.timer);
+    for (const b of this.#buffer.values()) {
+      this.#clock.clear(b.timer);
+      this.#clock.clear(b.final);
+    }
     this.#buffer.clear();
     this.#buffered = 0;
     this.#recent.clear();
@@ -836,8 +842,15 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     }
     let b = this.#buffer.get(id);
     if (!b) {
-      const timer = this.#clock.setTimeout(() => this.#expireBuffered(id), this.#opts.bufferMs);
-      b = { entries: [], timer };
+      // Halfway and at the deadline, look for the message in the store: with a shared store
+      // another node's tracker may have tracked it (the receipt overtook it across nodes).
+      const half = Math.max(1, Math.floor(this.#opts.bufferMs / 2));
+      const timer = this.#clock.setTimeout(() => this.#recheckBuffered(id, false), half);
+      const final = this.#clock.setTimeout(
+        () => this.#recheckBuffered(id, true),
+        this.#opts.bufferMs,
+      );
+      b = { entries: [], timer, final };
       this.#buffer.set(id, b);
     }
     b.entries.push(p);
@@ -849,10 +862,27 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     }
   }
 
+  /** Applies a message's buffered receipts if the store now tracks it; drops them at the deadline. */
+  #recheckBuffered(id: MessageId, last: boolean): void {
+    const b = this.#buffer.get(id);
+    if (!b) return;
+    this.#serial(async () => {
+      if (this.#buffer.get(id) !== b) return;
+      if (!(await this.#store.load(id))) {
+        if (last) this.#expireBuffered(id);
+        return;
+      }
+      for (const p of this.#takeBuffered(id)) {
+        await this.#ackNow(p.by, p.device, p.status, [id], p.at);
+      }
+    }).catch((e: unknown) => this.#fail(e));
+  }
+
   #expireBuffered(id: MessageId): void {
     const b = this.#buffer.get(id);
     if (!b) return;
     this.#clock.clear(b.timer);
+    this.#clock.clear(b.final);
     this.#buffer.delete(id);
     this.#buffered -= b.entries.length;
     for (const p of b.entries)
@@ -863,6 +893,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     const b = this.#buffer.get(id);
     if (!b) return [];
     this.#clock.clear(b.timer);
+    this.#clock.clear(b.final);
     this.#buffer.delete(id);
     this.#buffered -= b.entries.length;
     return b.entries;

@@ -194,15 +194,17 @@ describe("Router receipts, 1:1, across nodes", () => {
     await c.close();
   });
 
-  // KNOWN GAP (reported to the lead): the overtaking-receipt buffer is per tracker instance.
-  // An ack taken by node 2 for a message node 1 has not tracked yet stays in node 2's buffer
-  // and expires there, even though the trackers share one ReceiptStore. Flip to `it` once fixed.
-  it.fails("cross-node: a receipt buffered on another node is applied once the message is tracked", async () => {
+  // The overtaking-receipt buffer is per tracker, but it looks the message up in the shared
+  // store halfway through and at its deadline, so an ack buffered on node 2 for a message
+  // node 1 tracks is applied.
+  it("cross-node: a receipt buffered on another node is applied once the message is tracked", async () => {
     const { c, a1, a2 } = await dm();
     await c.nodes[1]!.router.receipts.ack(userId("bob"), deviceId("phone"), "delivered", [
       "mn1.1" as MessageId,
     ]);
     await a1.send({ type: "send", id: "c1", to: { user: "bob" }, text: "x" });
+    c.clock.advance(5000);
+    await c.flush();
     for (const a of [a1, a2]) {
       expect(ticks(a.transport)).toMatchObject([{ status: "delivered", ids: ["mn1.1"] }]);
     }
