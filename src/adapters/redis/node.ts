@@ -26,7 +26,14 @@ import {
   type GatewayPresence,
   presenceBridge,
 } from "../../gateway/index.js";
-import { GroupService } from "../../groups/index.js";
+import {
+  GroupDirectory,
+  type GroupRequest,
+  type GroupResponse,
+  GroupService,
+  GroupSharder,
+  MAX_GROUP_HOPS,
+} from "../../groups/index.js";
 import {
   applyVisibility,
   type PresenceStore,
@@ -41,6 +48,7 @@ import { DeliveryQueue, type DeliveryQueueOptions } from "../../queue/index.js";
 import { ReceiptTracker } from "../../receipts/index.js";
 import type { BusPacket, Outbox, SessionDirectory } from "../../router/index.js";
 import { Router } from "../../router/index.js";
+import { HashRing } from "../../sharding/index.js";
 import { RedisDeviceRegistry } from "./device-registry.js";
 import { RedisGroupStore } from "./group-store.js";
 import type { RedisClient } from "./lua-script.js";
@@ -144,7 +152,18 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   readonly nodeId: NodeId;
   readonly router: Router;
   readonly gateway: Gateway<C>;
+  /** This node's group service (on the shared RedisGroupStore). */
   readonly groups: GroupService;
+  /**
+   * The cluster-wide face of the groups: a group's questions go to the node the ring names
+   * as its owner (so one node serialises its membership changes), answered here when the
+   * owner does not answer in time (the store is shared, so any node can).
+   */
+  readonly groupDirectory: GroupDirectory;
+  /** The live nodes on a consistent-hash ring, kept by discovery: joins add, deaths remove. */
+  get ring(): HashRing<NodeId> {
+    return this.#ring;
+  }
   /** The node-local presence tracker (activity, typing); shared presence is in {@link presenceStore}. */
   readonly presence: PresenceTracker;
   readonly presenceStore: PresenceStore;
@@ -170,6 +189,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   #loading: Promise<void> | undefined;
   readonly #unsubscribe: (() => Promise<void>)[] = [];
   #presenceTimer: Timer | undefined;
+  #ring: HashRing<NodeId>;
   #resyncTimer: Timer | undefined;
   #closing: Promise<void> | undefined;
 
@@ -222,6 +242,21 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     );
     this.presenceStore = new RedisPresenceStore(common);
     this.groups = new GroupService({ store: new RedisGroupStore(common), clock, ids });
+    this.#ring = new HashRing<NodeId>({ nodes: [this.nodeId] });
+    this.groupDirectory = new GroupDirectory({
+      sharder: new GroupSharder({ ring: this.#ring, nodeId: this.nodeId }),
+      service: this.groups,
+      sharedStore: true,
+      ids,
+      forward: async (owner, request) => {
+        try {
+          return (await this.router.request(owner, "groups", request, 2000)) as GroupResponse;
+        } catch {
+          // The owner is gone or slow: the store is shared, so answer here.
+          return this.groupDirectory.handle({ ...request, hops: MAX_GROUP_HOPS });
+        }
+      },
+    });
     const queueStore = new RedisQueueStore(common);
     let queue: DeliveryQueue | undefined;
     this.router = new Router({
@@ -232,7 +267,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       sequences: new RedisSequenceStore(common),
       messages: new RedisMessageStore(common),
       receipts: new ReceiptTracker({ store: new RedisReceiptStore(common), clock }),
-      groups: this.groups,
+      groups: this.groupDirectory,
       clock,
       ids,
       outbox: (hooks) => {
@@ -278,9 +313,26 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       onExpired: (node) => this.#onNodeExpired(node),
     });
     this.discovery.on("error", report);
+    this.discovery.on("nodeJoined", (n) => {
+      if (!this.#ring.has(n.nodeId)) this.#reshape((ring) => ring.add(n.nodeId));
+    });
+    this.discovery.on("nodeLeft", (id) => {
+      if (id !== this.nodeId && this.#ring.has(id)) this.#reshape((ring) => ring.remove(id));
+    });
+    this.router.handle("groups", (request) => this.groupDirectory.handle(request as GroupRequest));
     this.discovery.on("selfExpired", () => {
       this.#reregister().catch(report);
     });
+  }
+
+  /** Applies a membership change to the ring and hands the groups that move to their owners. */
+  #reshape(change: (ring: HashRing<NodeId>) => void): void {
+    const next = this.#ring.clone();
+    change(next);
+    if (next.size === 0) next.add(this.nodeId);
+    this.#ring = next;
+    this.groupDirectory.setRing(next);
+    this.groupDirectory.rebalance().catch((e: unknown) => this.#report(e));
   }
 
   /** Subscribes to the bus, registers the node and starts its timers. Called by {@link createRedisNode}. */

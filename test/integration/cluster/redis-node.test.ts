@@ -74,6 +74,43 @@ describe.skipIf(!url)("RedisNode on Redis", () => {
     return n;
   };
 
+  it("keeps live nodes on a hash ring and sends group questions to the owner", async () => {
+    const a = await mk("ring-a");
+    const b = await mk("ring-b");
+    await until("both rings hold both nodes", () => a.ring.size === 2 && b.ring.size === 2);
+    // Every group has one owner, the same on both nodes.
+    const owners = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const id = `g${i}` as never;
+      expect(a.ring.lookup(id)).toBe(b.ring.lookup(id));
+      owners.add(a.ring.lookup(id)!);
+    }
+    expect(owners).toEqual(new Set([a.nodeId, b.nodeId]));
+    // A group created through node a is served through node b: asked of its owner.
+    const asked: string[] = [];
+    const count = (n: RedisNode<string>) =>
+      n.router.handle("groups", async (request) => {
+        asked.push(n.nodeId);
+        return n.groupDirectory.handle(request as never);
+      });
+    count(a);
+    count(b);
+    const g = await a.groupDirectory.create("ann" as UserId, { members: ["ben" as UserId] });
+    const owner = a.ring.lookup(g.id)!;
+    asked.length = 0;
+    expect(await b.groupDirectory.members(g.id)).toEqual(["ann", "ben"]);
+    if (owner === a.nodeId) expect(asked).toEqual([a.nodeId]);
+    else expect(asked).toEqual([]); // b owns it and answers itself
+    // A node that leaves is removed from the other's ring.
+    await b.close();
+    nodes.splice(nodes.indexOf(b), 1);
+    await until("a's ring drops b", () => a.ring.size === 1);
+    expect(a.ring.lookup(g.id)).toBe(a.nodeId);
+    expect(await a.groupDirectory.members(g.id)).toEqual(["ann", "ben"]);
+    await a.close();
+    nodes.splice(nodes.indexOf(a), 1);
+  });
+
   it("relays across two nodes, comes back after Redis lost its data, and leaves cleanly", async () => {
     const a = await mk("a");
     const b = await mk("b");
