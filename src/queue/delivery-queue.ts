@@ -412,8 +412,20 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * A device (re)connected: everything unacked for it is transmitted at once, in FIFO order
    * (low lane held back while degraded), then backoff resumes from each entry's attempt count.
    */
-  deviceConnected(device: DeviceKey): void {
-    this.#connect(this.#state(device));
+  deviceConnected(device: DeviceKey): void | Promise<void> {
+    if (!this.#shared) {
+      this.#connect(this.#state(device));
+      return;
+    }
+    // On a shared store the device's entries may have been queued by other nodes: load them
+    // first, then flush everything in order.
+    return this.recover({ devices: [device] }).then(
+      () => this.#connect(this.#state(device)),
+      (e: unknown) => {
+        this.#connect(this.#state(device));
+        throw e;
+      },
+    );
   }
 
   /** A device went away: its retries pause (its TTLs keep running). */

@@ -55,9 +55,11 @@ import { TraceBuffer } from "./trace.js";
  * - `per-node`: each node runs its own `DeliveryQueue` over one shared `MemoryQueueStore`
  *   with `sharedStore: true`, as nodes do on Redis; a restarted node calls `recover()` and
  *   its schedule dies with it. An ack taken by another node clears the entry in the store,
- *   and the enqueuing node drops it at its next retry. Known gap: a device that connects to
- *   another node than the one holding its entries gets them only when that node retries or
- *   recovers, so it is not yet the default.
+ *   and the enqueuing node drops it at its next retry; a device connecting to another node
+ *   gets its entries loaded from the store there. Known gap, why it is not the default yet:
+ *   the node that queued entries for a then-offline device keeps them in memory until their
+ *   TTL after the device took them elsewhere (the Redis node releases them by a bus message;
+ *   the sim's `bounded` invariant reports it).
  * - `cluster`: one `DeliveryQueue` for the whole cluster, transmitting through any live node:
  *   a model of a queue service that outlives nodes.
  * - a function: builds the outbox factory for one node incarnation (give it a

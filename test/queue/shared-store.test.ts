@@ -68,6 +68,14 @@ describe("DeliveryQueue on a store shared by several nodes", () => {
     expect(log).toEqual([]);
   });
 
+  it("a device connecting to another node gets the entries queued for it elsewhere, in order", async () => {
+    const { log, a, b } = twoNodes();
+    await a.enqueue(envelope(1), [bob], { online: () => false });
+    await a.enqueue(envelope(2), [bob], { online: () => false });
+    await b.deviceConnected(bob);
+    expect(log).toEqual(["B sends m1 #1", "B sends m2 #1"]);
+  });
+
   it("a message nobody acked still fails exactly once", async () => {
     const { clock, log, a } = twoNodes();
     await a.enqueue(envelope(1), [bob], { online: () => false });

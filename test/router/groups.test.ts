@@ -296,10 +296,9 @@ describe("Router groups: fan-out across 3 in-process nodes", () => {
     await c.close();
   });
 
-  // KNOWN GAP (reported to the lead): each node's DeliveryQueue keeps its schedule in memory,
-  // so a device that reconnects to another node than the one that enqueued is not told: its
-  // entries sit in the shared store until the enqueuing node restarts and calls `recover`.
-  it.fails("an offline member device that comes back on another node gets the group message", async () => {
+  // With `sharedStore: true` a node loads a connecting device's entries from the store
+  // first, so entries queued by another node reach it.
+  it("an offline member device that comes back on another node gets the group message", async () => {
     const w = sharded(3);
     const { c } = w;
     const alice = await c.connect(0, "alice");
