@@ -264,6 +264,9 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     if (!conn) return;
     this.#conns.delete(conn.session.sessionId);
     conn.closed = true;
+    // Let the connect (and any frame in progress) finish first: unregistering before the
+    // register lands would leave a ghost session that the queue and presence think is live.
+    await conn.chain.catch(() => {});
     try {
       await this.router.disconnect(conn.session.sessionId);
       await this.#presence?.disconnected(conn.session, opts.clean ?? true);

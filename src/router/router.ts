@@ -491,10 +491,13 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     const me = deviceKey(sender.userId, sender.deviceId);
     const ids = frame.ids as MessageId[];
-    await this.outbox.ack(me, ids);
+    // The tick is routed even when clearing the queue fails: the device has the messages
+    // (the entries stay stored and are redelivered; the client dedupes them).
+    const cleared = this.outbox.ack(me, ids).catch((cause: unknown) => this.#report(cause));
+    await this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
+    await cleared;
     const messages = this.messages;
     if (messages) for (const id of ids) await messages.delivered(id, me);
-    await this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
     return undefined;
   }
 
@@ -715,20 +718,26 @@ export class Router extends TypedEmitter<RouterEvents> {
   #onFailed(envelope: Envelope, device: DeviceKey, reason: FailReason): void {
     this.emit("failed", envelope, device, reason);
     // The tracker sends the sender one `failed` per message; when it no longer tracks the
-    // message (released or never tracked), tell the sender directly: nothing fails silently.
+    // message (released or never tracked) or its store fails, tell the sender directly:
+    // nothing fails silently.
+    const direct = () =>
+      this.#notify(envelope.from, {
+        type: "receipt",
+        status: "failed",
+        ids: [envelope.id],
+        clientId: envelope.clientId,
+        reason,
+        ts: this.#clock.now(),
+      });
     this.receipts
       .failed(envelope.id, device, reason)
-      .then((r) => {
-        if (r.error === undefined) return;
-        return this.#notify(envelope.from, {
-          type: "receipt",
-          status: "failed",
-          ids: [envelope.id],
-          clientId: envelope.clientId,
-          reason,
-          ts: this.#clock.now(),
-        });
-      })
+      .then(
+        (r) => (r.error === undefined ? undefined : direct()),
+        (cause: unknown) => {
+          this.#report(cause);
+          return direct();
+        },
+      )
       .catch((cause: unknown) => this.#report(cause));
   }
 
@@ -741,6 +750,11 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   /** Unsubscribes from the bus and stops the outbox's and the tracker's timers. */
   async close(): Promise<void> {
+    for (const [id, waiting] of this.#requests) {
+      this.#clock.clear(waiting.timer);
+      waiting.reject(new RelayError("closed", "the router closed before an answer came"));
+      this.#requests.delete(id);
+    }
     await this.#unsubscribe?.();
     await this.outbox.close();
     this.receipts.close();

@@ -1,6 +1,17 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CLOSE_CODES, Gateway, Router } from "../../src/index.js";
+import {
+  CLOSE_CODES,
+  type Connection,
+  type DeliveryQueue,
+  type DeviceId,
+  deviceKey,
+  Gateway,
+  Router,
+  type SessionId,
+  sequentialIds,
+  type UserId,
+} from "../../src/index.js";
 import { FakeTransport } from "../support/fake-transport.js";
 import { oneNode } from "../support/world.js";
 
@@ -42,6 +53,28 @@ describe("Gateway", () => {
     await a.send({ type: "send", id: "c2", to: { user: "bob" }, text: "still here" });
     expect(b.transport.ofType("message").map((m) => m.text)).toEqual(["still here"]);
     expect(b.transport.ofType("message")[0]!.seq).toBe(1);
+  });
+
+  it("a connection closed while it is still connecting leaves no session behind", async () => {
+    const router = new Router({ ids: sequentialIds("m") });
+    const gw = new Gateway<{ user: string }>({
+      router,
+      ids: sequentialIds("s"),
+      authenticate: (c) => ({ userId: c.user, deviceId: "phone" }),
+    });
+    const opening = gw.open(new FakeTransport(), { user: "bob" });
+    let conn: Connection | undefined;
+    for (let i = 0; i < 50 && !conn; i++) {
+      await Promise.resolve();
+      conn = gw.connection("ss1" as SessionId);
+    }
+    expect(conn).toBeDefined();
+    await gw.closed(conn!, { clean: false }); // the socket died mid-connect
+    expect(await opening).toBeUndefined();
+    expect(await router.directory.lookup("bob" as UserId)).toEqual([]);
+    expect(
+      (router.outbox as DeliveryQueue).isOnline(deviceKey("bob" as UserId, "phone" as DeviceId)),
+    ).toBe(false);
   });
 
   it("answers ping with pong", async () => {

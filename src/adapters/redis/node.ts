@@ -52,7 +52,6 @@ import { HashRing } from "../../sharding/index.js";
 import { RedisDeviceRegistry } from "./device-registry.js";
 import { RedisGroupStore } from "./group-store.js";
 import type { RedisClient } from "./lua-script.js";
-import { RedisMessageStore } from "./message-store.js";
 import { RedisNodeBus } from "./node-bus.js";
 import { RedisNodeRegistry } from "./node-registry.js";
 import { RedisPresenceStore } from "./presence-store.js";
@@ -265,7 +264,6 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       devices: new RedisDeviceRegistry(common),
       bus: this.#bus,
       sequences: new RedisSequenceStore(common),
-      messages: new RedisMessageStore(common),
       receipts: new ReceiptTracker({ store: new RedisReceiptStore(common), clock }),
       groups: this.groupDirectory,
       clock,
