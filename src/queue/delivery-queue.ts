@@ -463,6 +463,37 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
+   * Expires stored entries that no queue holds in memory (a shared store: entries of devices
+   * offline everywhere, or left by a node that died), so their senders still get `failed`
+   * with `ttl_expired`. Scans the store; run it now and then from every node: an entry is
+   * reported only by the node whose removal took it. Returns how many it expired.
+   */
+  async expireStored(): Promise<number> {
+    const now = this.#clock.now();
+    let expired = 0;
+    for (const device of await this.#io("devices", () => this.#store.devices())) {
+      const held = this.#devices.get(device);
+      const list = await this.#io("list", () => this.#store.list(device));
+      for (const m of list) {
+        if (m.expiresAt > now || held?.byId.has(m.envelope.id)) continue;
+        const n = await this.#io("remove", () => this.#store.remove(device, [m.envelope.id]));
+        if (n === 0) continue;
+        expired++;
+        this.#stats.failed++;
+        this.#stats.expired++;
+        this.emit("expired", device, m.envelope);
+        this.emit("failed", device, m.envelope, "ttl_expired");
+        try {
+          this.#onFailed?.(m.envelope, device, "ttl_expired");
+        } catch (err) {
+          this.emit("callbackError", err, device, "onFailed");
+        }
+      }
+    }
+    return expired;
+  }
+
+  /**
    * Rebuilds the in-memory schedule from the store after a restart: every stored entry is
    * held again (devices offline until {@link deviceConnected} or an `online` predicate says
    * otherwise; attempts start over). Entries already held are left alone. Returns how many were added.

@@ -76,6 +76,19 @@ describe("DeliveryQueue on a store shared by several nodes", () => {
     expect(log).toEqual(["B sends m1 #1", "B sends m2 #1"]);
   });
 
+  it("entries no queue holds in memory expire through expireStored, reported by one node", async () => {
+    const { clock, log, a, b } = twoNodes();
+    await a.enqueue(envelope(1), [bob], { online: () => false });
+    a.release(bob); // a let go of the device (it was expected elsewhere, and never came)
+    clock.advance(59_000);
+    expect(await b.expireStored()).toBe(0); // not expired yet
+    clock.advance(2_000);
+    const [byB, byA] = await Promise.all([b.expireStored(), a.expireStored()]);
+    expect(byA + byB).toBe(1);
+    expect(log.filter((l) => l.includes("fails"))).toHaveLength(1);
+    expect(log.at(-1)).toMatch(/fails m1 ttl_expired$/);
+  });
+
   it("a message nobody acked still fails exactly once", async () => {
     const { clock, log, a } = twoNodes();
     await a.enqueue(envelope(1), [bob], { online: () => false });

@@ -86,6 +86,12 @@ export interface RedisNodeOptions<C = unknown> {
    * lost bus packets and races between a reconnect and a send elsewhere). @default 5000
    */
   readonly resyncMs?: number;
+  /**
+   * How often this node expires stored entries no node holds (devices offline everywhere), so
+   * their senders get `failed` when the TTL runs out. Every node does it; removal decides who
+   * reports. @default 60000
+   */
+  readonly expirySweepMs?: number;
   /** Presence: online while a device was active within this many ms. @default 10000 */
   readonly presenceThresholdMs?: number;
   /** Decides what a viewer may see of a subject's presence. @default visibleToEveryone */
@@ -114,6 +120,7 @@ const schema = z.object({
   ttlMs: z.int().min(100).default(10_000),
   heartbeatMs: z.int().min(10).optional(),
   resyncMs: z.int().min(10).default(5_000),
+  expirySweepMs: z.int().min(10).default(60_000),
   presenceThresholdMs: z.int().min(1).default(10_000),
   meta: z.record(z.string(), z.string()).default({}),
   privacy: z.custom<PrivacyHook>((v) => typeof v === "function", "a function").optional(),
@@ -180,6 +187,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   readonly #ttlMs: number;
   readonly #heartbeatMs: number;
   readonly #resyncMs: number;
+  readonly #expirySweepMs: number;
   readonly #subs = new Map<UserId, Set<UserId>>();
   readonly #shown = new Map<string, string>();
   readonly #dirty = new Set<UserId>();
@@ -190,6 +198,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   #presenceTimer: Timer | undefined;
   #ring: HashRing<NodeId>;
   #resyncTimer: Timer | undefined;
+  #expiryTimer: Timer | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link createRedisNode}, which also starts it. @throws RelayError `invalid_option` */
@@ -204,6 +213,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     this.#ttlMs = o.ttlMs;
     this.#heartbeatMs = o.heartbeatMs ?? Math.max(10, Math.floor(o.ttlMs / 3));
     this.#resyncMs = o.resyncMs;
+    this.#expirySweepMs = o.expirySweepMs;
     if (this.#heartbeatMs >= this.#ttlMs) {
       throw new RelayError(
         "invalid_option",
@@ -348,6 +358,9 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     this.#resyncTimer = this.#clock.setInterval(() => {
       this.resync().catch((e: unknown) => this.#report(e));
     }, this.#resyncMs);
+    this.#expiryTimer = this.#clock.setInterval(() => {
+      this.queue.expireStored().catch((e: unknown) => this.#report(e));
+    }, this.#expirySweepMs);
   }
 
   /** The shared presence of a user as of now (read from Redis). */
@@ -383,6 +396,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     this.#closing ??= (async () => {
       this.#clock.clear(this.#presenceTimer);
       this.#clock.clear(this.#resyncTimer);
+      this.#clock.clear(this.#expiryTimer);
       await this.gateway.close().catch((e: unknown) => this.#report(e));
       await this.discovery.stop().catch((e: unknown) => this.#report(e));
       for (const u of this.#unsubscribe.splice(0)) await u().catch(() => {});

@@ -74,6 +74,34 @@ describe.skipIf(!url)("RedisNode on Redis", () => {
     return n;
   };
 
+  it("a message for a device offline everywhere fails with ttl_expired when its TTL runs out", async () => {
+    const n = await createRedisNode<string>({
+      redis: await redis.client(),
+      prefix: `${redis.prefix}-ttl`,
+      name: "ttl",
+      ttlMs: 600,
+      heartbeatMs: 100,
+      expirySweepMs: 50,
+      queue: { ttlMs: 300 },
+      authenticate: (user) => ({ userId: user, deviceId: "d1" }),
+    });
+    nodes.push(n);
+    await n.router.linkDevice("bob" as UserId, "phone" as never);
+    const alice = socket();
+    const conn = (await n.gateway.open(alice.transport, "alice"))!;
+    await n.gateway.receive(
+      conn,
+      JSON.stringify({ type: "send", id: "c1", to: { user: "bob" }, text: "hi" }),
+    );
+    await until("alice gets failed", () =>
+      alice.frames.some((f) => f.type === "receipt" && f.status === "failed"),
+    );
+    const failed = alice.frames.find((f) => f.type === "receipt" && f.status === "failed");
+    expect(failed).toMatchObject({ reason: "ttl_expired", clientId: "c1" });
+    await n.close();
+    nodes.splice(nodes.indexOf(n), 1);
+  });
+
   it("keeps live nodes on a hash ring and sends group questions to the owner", async () => {
     const a = await mk("ring-a");
     const b = await mk("ring-b");
