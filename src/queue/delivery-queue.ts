@@ -48,7 +48,12 @@ export type EnqueueResult =
       readonly ok: false;
       readonly code: "recipient_queue_full";
       readonly full: readonly DeviceKey[];
-    };
+    }
+  /**
+   * The same (sender, client id) was accepted concurrently (on another node): nothing was
+   * stored, and `record` is the original send to answer with.
+   */
+  | { readonly ok: false; readonly code: "duplicate"; readonly record: SentRecord };
 
 /** Per-call options of {@link DeliveryQueue.enqueue}. */
 export interface EnqueueOptions {
@@ -361,6 +366,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         () => store.append(message, devices, max, dedupeUntil),
         err,
       );
+    }
+    if (!result.ok && "duplicate" in result) {
+      return { ok: false, code: "duplicate", record: result.duplicate };
     }
     if (!result.ok) {
       this.#stats.refused++;

@@ -27,7 +27,9 @@ export interface SentRecord {
 /** The outcome of {@link QueueStore.append}: all stored, or nothing stored and which devices are full. */
 export type AppendResult =
   | { readonly ok: true; readonly added: number }
-  | { readonly ok: false; readonly full: readonly DeviceKey[] };
+  | { readonly ok: false; readonly full: readonly DeviceKey[] }
+  /** With `dedupeUntil`: another message already holds a live record for (from, clientId). */
+  | { readonly ok: false; readonly duplicate: SentRecord };
 
 /**
  * Where the delivery queue keeps its entries (one per message and recipient device) and its
@@ -43,7 +45,9 @@ export interface QueueStore {
    * than `maxPerDevice` entries, nothing is stored and the full devices are listed.
    * Idempotent per (device, message id): appending an entry again adds nothing.
    * With `dedupeUntil`, the same atomic step also does {@link QueueStore.putSent} for the
-   * envelope's (from, clientId) with {@link sentRecordOf}, until that time (`now` = `enqueuedAt`).
+   * envelope's (from, clientId) with {@link sentRecordOf}, until that time (`now` = `enqueuedAt`);
+   * when a live record of *another* message holds that key (the same send accepted
+   * concurrently elsewhere), nothing is stored and that record is returned as `duplicate`.
    */
   append(
     message: QueuedMessage,
@@ -123,6 +127,13 @@ export class MemoryQueueStore implements QueueStore {
     dedupeUntil?: number,
   ): AppendResult {
     const id = message.envelope.id;
+    if (dedupeUntil !== undefined) {
+      const env = message.envelope;
+      const slot = this.#sent.get(env.from)?.get(env.clientId);
+      if (slot && slot.expiresAt > message.enqueuedAt && slot.record.messageId !== id) {
+        return { ok: false, duplicate: slot.record };
+      }
+    }
     let full: DeviceKey[] | undefined;
     for (const d of recipients) {
       const m = this.#byDevice.get(d);

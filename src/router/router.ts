@@ -373,6 +373,10 @@ export class Router extends TypedEmitter<RouterEvents> {
     const refusal = await this.#hooks.beforeSend?.(envelope, sender);
     if (refusal) return errorFrame(refusal.code, refusal.message, frame.id);
     const result = await this.#store(envelope, users, recipients, policy);
+    if (!result.ok && result.code === "duplicate") {
+      // The same send was accepted concurrently elsewhere: answer with that one.
+      return sentFrame(clientId, conversation, result.record);
+    }
     if (!result.ok) {
       return errorFrame(
         result.code,
@@ -411,7 +415,11 @@ export class Router extends TypedEmitter<RouterEvents> {
     users: readonly UserId[],
     recipients: readonly DeviceKey[],
     policy: GroupReceiptPolicy | undefined,
-  ): Promise<{ ok: true } | { ok: false; code: "recipient_queue_full" }> {
+  ): Promise<
+    | { ok: true }
+    | { ok: false; code: "recipient_queue_full" }
+    | { ok: false; code: "duplicate"; record: SentRecord }
+  > {
     const sessions = await this.directory.lookupMany(users);
     // The sessions of each online recipient device: who is online for the queue, and where
     // its first transmission goes (the flush reuses them instead of looking them up again).

@@ -56,9 +56,17 @@ return putSent(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 
 // KEYS: env, refs, seq, devices, sent, sentDue, queue_1..queue_n
 // ARGV: id, json, max, dedupe ('1'/'0'), field, value, expiresAt, now, device_1..device_n
-// All or nothing: checks every device's cap before writing anything.
+// All or nothing: checks every device's cap before writing anything. With dedupe, a live
+// record of another message for the same (from, clientId) wins: returns {2, record}.
 const APPEND = new LuaScript(`${PUT_SENT_FN}
 local id, max = ARGV[1], tonumber(ARGV[3])
+if ARGV[4] == '1' then
+  local cur = redis.call('HGET', KEYS[5], ARGV[5])
+  if cur and tonumber(string.match(cur, '^([^|]*)|')) > tonumber(ARGV[8]) then
+    local rec = string.match(cur, '^[^|]*|(.*)$')
+    if cjson.decode(rec).messageId ~= id then return {2, rec} end
+  end
+end
 local n = #KEYS - 6
 local full = {}
 for i = 1, n do
@@ -180,6 +188,7 @@ export class RedisQueueStore implements QueueStore {
       number | string[],
     ];
     if (ok === 1) return { ok: true, added: v as number };
+    if (ok === 2) return { ok: false, duplicate: JSON.parse(v as unknown as string) as SentRecord };
     return { ok: false, full: v as DeviceKey[] };
   }
 
