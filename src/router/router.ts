@@ -432,7 +432,6 @@ export class Router extends TypedEmitter<RouterEvents> {
         else route.set(key, [s]);
       }
     }
-    await this.messages?.put(envelope, recipients);
     this.#routes.set(envelope.id, route);
     let result: Awaited<ReturnType<Outbox["enqueue"]>>;
     try {
@@ -441,6 +440,8 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.#routes.delete(envelope.id);
     }
     if (!result.ok) return result;
+    // History keeps what was accepted only (a refused or duplicate send never enters it).
+    await this.messages?.put(envelope, recipients);
     await this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
     this.emit("accepted", envelope, recipients);
     return { ok: true };
