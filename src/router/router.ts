@@ -183,6 +183,9 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #hooks: RouterHooks;
   readonly #inflight = new Map<string, Promise<ServerFrame>>();
   readonly #sinks = new Set<LocalSink>();
+  /** The device of each session connected through this router, and each device's pending connect/disconnect. */
+  readonly #sessionDevice = new Map<SessionId, DeviceKey>();
+  readonly #deviceOps = new Map<DeviceKey, Promise<unknown>>();
   /** Sessions of each online recipient device of the messages being accepted right now. */
   readonly #routes = new Map<MessageId, ReadonlyMap<DeviceKey, readonly Session[]>>();
   readonly #handlers = new Map<string, ControlHandler>();
@@ -242,13 +245,34 @@ export class Router extends TypedEmitter<RouterEvents> {
    * A device connected here: record the session, link the device, flush what waits for it
    * (queued messages, and receipts held while none of the user's devices was connected).
    */
-  async connect(session: Session): Promise<void> {
-    await this.start();
-    await this.devices.link(session.userId, session.deviceId);
-    await this.directory.register(session);
-    await this.outbox.deviceConnected(deviceKey(session.userId, session.deviceId));
-    const held = await this.receipts.takeHeld(session.userId);
-    for (const frame of held) await this.#publishToSessions([session], frame);
+  connect(session: Session): Promise<void> {
+    const key = deviceKey(session.userId, session.deviceId);
+    this.#sessionDevice.set(session.sessionId, key);
+    return this.#serialDevice(key, async () => {
+      await this.start();
+      await this.devices.link(session.userId, session.deviceId);
+      await this.directory.register(session);
+      await this.outbox.deviceConnected(key);
+      const held = await this.receipts.takeHeld(session.userId);
+      for (const frame of held) await this.#publishToSessions([session], frame);
+    });
+  }
+
+  /**
+   * Runs a device's connects and disconnects one at a time, in call order: a reconnect that
+   * races the old socket's close must not end with the queue thinking the device is offline.
+   */
+  #serialDevice<T>(key: DeviceKey, fn: () => Promise<T>): Promise<T> {
+    const next = (this.#deviceOps.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#deviceOps.set(key, tail);
+    void tail.then(() => {
+      if (this.#deviceOps.get(key) === tail) this.#deviceOps.delete(key);
+    });
+    return next;
   }
 
   /**
@@ -268,15 +292,20 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /** A device disconnected: forget the session; its messages wait in the outbox. */
-  async disconnect(sessionId: SessionId): Promise<Session | undefined> {
-    const session = await this.directory.unregister(sessionId);
-    if (session) {
-      const others = await this.directory.lookup(session.userId);
-      if (!others.some((s) => s.deviceId === session.deviceId)) {
-        await this.outbox.deviceDisconnected(deviceKey(session.userId, session.deviceId));
+  disconnect(sessionId: SessionId): Promise<Session | undefined> {
+    const run = async () => {
+      const session = await this.directory.unregister(sessionId);
+      if (session) {
+        const others = await this.directory.lookup(session.userId);
+        if (!others.some((s) => s.deviceId === session.deviceId)) {
+          await this.outbox.deviceDisconnected(deviceKey(session.userId, session.deviceId));
+        }
       }
-    }
-    return session;
+      return session;
+    };
+    const key = this.#sessionDevice.get(sessionId);
+    this.#sessionDevice.delete(sessionId);
+    return key === undefined ? run() : this.#serialDevice(key, run);
   }
 
   /** Links a device to a user before it ever connects, so messages wait for it. */
