@@ -186,7 +186,21 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       await this.router.connect(session);
       await this.#presence?.connected(session);
     });
-    await conn.chain.catch((cause: unknown) => this.#fail(conn, cause));
+    let failed = false;
+    await conn.chain.catch((cause: unknown) => {
+      failed = true;
+      this.#fail(conn, cause);
+    });
+    if (failed && !conn.closed) {
+      // Half-registered is worse than gone: close, undo what was registered, let it reconnect.
+      transport.close(CLOSE_CODES.internal, "connect_failed");
+      conn.chain = Promise.resolve();
+      await this.closed(conn, {
+        clean: false,
+        code: CLOSE_CODES.internal,
+        reason: "connect_failed",
+      });
+    }
     if (conn.closed) return undefined;
     this.emit("open", conn);
     return conn;

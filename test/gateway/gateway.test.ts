@@ -7,7 +7,10 @@ import {
   type DeviceId,
   deviceKey,
   Gateway,
+  MemorySessionDirectory,
+  RelayError,
   Router,
+  type Session,
   type SessionId,
   sequentialIds,
   type UserId,
@@ -75,6 +78,32 @@ describe("Gateway", () => {
     expect(
       (router.outbox as DeliveryQueue).isOnline(deviceKey("bob" as UserId, "phone" as DeviceId)),
     ).toBe(false);
+  });
+
+  it("closes a connection whose registration failed instead of keeping it half-registered", async () => {
+    let down = true;
+    class FlakyDirectory extends MemorySessionDirectory {
+      override async register(s: Session): Promise<void> {
+        if (down) throw new RelayError("store_unavailable", "directory down");
+        return super.register(s);
+      }
+    }
+    const flaky = new FlakyDirectory();
+    const router = new Router({ directory: flaky, ids: sequentialIds("m") });
+    const gw = new Gateway<{ user: string }>({
+      router,
+      ids: sequentialIds("s"),
+      authenticate: (c) => ({ userId: c.user, deviceId: "phone" }),
+    });
+    const t = new FakeTransport();
+    expect(await gw.open(t, { user: "bob" })).toBeUndefined();
+    expect(t.closedWith).toEqual({ code: CLOSE_CODES.internal, reason: "connect_failed" });
+    expect(t.ofType("error")).toMatchObject([{ code: "store_unavailable" }]);
+    expect(gw.size).toBe(0);
+    down = false;
+    const again = new FakeTransport();
+    expect(await gw.open(again, { user: "bob" })).toBeDefined();
+    expect((await router.directory.lookup("bob" as UserId)).length).toBe(1);
   });
 
   it("answers ping with pong", async () => {
