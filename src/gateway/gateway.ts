@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { isRelayError, RelayError } from "../core/errors.js";
 import { TypedEmitter } from "../core/events.js";
 import type { DeviceId, SessionId, UserId } from "../core/ids.js";
+import { isPromiseLike, type MaybePromise } from "../core/maybe.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type { Session } from "../core/types.js";
@@ -101,8 +102,13 @@ export interface GatewayEvents {
   error: (error: RelayError) => void;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+
 interface ConnState extends Connection {
+  /** The connection's work in call order: its connect, then each frame that had to wait. */
   chain: Promise<void>;
+  /** How many pieces of work are on `chain` and not finished. */
+  pending: number;
   closed: boolean;
   sender: Sender;
 }
@@ -178,23 +184,22 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       session,
       transport,
       chain: Promise.resolve(),
+      pending: 0,
       closed: false,
       sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
     };
     this.#conns.set(session.sessionId, conn);
-    conn.chain = conn.chain.then(async () => {
+    let failed = false;
+    await this.#then(conn, async () => {
       await this.router.connect(session);
       await this.#presence?.connected(session);
-    });
-    let failed = false;
-    await conn.chain.catch((cause: unknown) => {
+    }).catch((cause: unknown) => {
       failed = true;
       this.#fail(conn, cause);
     });
     if (failed && !conn.closed) {
       // Half-registered is worse than gone: close, undo what was registered, let it reconnect.
       transport.close(CLOSE_CODES.internal, "connect_failed");
-      conn.chain = Promise.resolve();
       await this.closed(conn, {
         clean: false,
         code: CLOSE_CODES.internal,
@@ -212,30 +217,71 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
    */
   receive(connection: Connection, raw: RawFrame): Promise<void> {
     const conn = this.#conns.get(connection.session.sessionId);
-    if (!conn || conn.closed) return Promise.resolve();
+    if (!conn || conn.closed) return DONE;
     const parsed = this.parser.parseClient(raw);
     if (!parsed.ok) {
       const frame = parsed.error.toFrame();
       this.#write(conn, frame);
       this.emit("rejected", conn, frame);
-      return Promise.resolve();
+      return DONE;
     }
     this.#presence?.touch(conn);
     const frame = parsed.frame;
-    const run = conn.chain.then(() => this.#dispatch(conn, frame));
-    conn.chain = run.catch((cause: unknown) => this.#fail(conn, cause, frame));
-    return conn.chain;
+    if (conn.pending === 0) {
+      // Nothing of this connection is in progress, so order holds if it runs now: on
+      // in-memory ports a send or a receipt is handled before this returns, promise-free.
+      let done: MaybePromise<void>;
+      try {
+        done = this.#dispatch(conn, frame);
+      } catch (cause) {
+        this.#fail(conn, cause, frame);
+        return DONE;
+      }
+      if (!isPromiseLike(done)) return DONE;
+      return this.#then(conn, () => done).catch((cause: unknown) => this.#fail(conn, cause, frame));
+    }
+    return this.#then(conn, () => this.#dispatch(conn, frame)).catch((cause: unknown) =>
+      this.#fail(conn, cause, frame),
+    );
   }
 
-  async #dispatch(conn: ConnState, frame: ClientFrame): Promise<void> {
-    let reply: ServerFrame | undefined;
+  /** Appends work to the connection's chain; the chain itself never rejects. */
+  #then(conn: ConnState, work: () => MaybePromise<void>): Promise<void> {
+    conn.pending++;
+    const run = conn.chain.then(work);
+    const settle = () => {
+      conn.pending--;
+    };
+    conn.chain = run.then(settle, settle);
+    return run;
+  }
+
+  #dispatch(conn: ConnState, frame: ClientFrame): MaybePromise<void> {
     switch (frame.type) {
       case "send":
-        reply = await this.router.send(conn.sender, frame);
-        break;
+        return this.#replyWith(conn, this.router.sendNow(conn.sender, frame));
       case "receipt":
-        reply = await this.router.receipt(conn.sender, frame);
-        break;
+        return this.#replyWith(conn, this.router.receiptNow(conn.sender, frame));
+      default:
+        return this.#dispatchOther(conn, frame);
+    }
+  }
+
+  #replyWith(conn: ConnState, reply: MaybePromise<ServerFrame | undefined>): MaybePromise<void> {
+    if (isPromiseLike(reply)) return Promise.resolve(reply).then((r) => this.#reply(conn, r));
+    this.#reply(conn, reply);
+  }
+
+  #reply(conn: ConnState, reply: ServerFrame | undefined): void {
+    if (reply) {
+      this.#write(conn, reply);
+      if (reply.type === "error") this.emit("rejected", conn, reply);
+    }
+  }
+
+  async #dispatchOther(conn: ConnState, frame: ClientFrame): Promise<void> {
+    let reply: ServerFrame | undefined;
+    switch (frame.type) {
       case "typing":
         reply = this.#presence
           ? await this.#presence.typing(conn, frame)
@@ -254,10 +300,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
             : { type: "pong", id: frame.id, ts: this.#clock.now() };
         break;
     }
-    if (reply) {
-      this.#write(conn, reply);
-      if (reply.type === "error") this.emit("rejected", conn, reply);
-    }
+    this.#reply(conn, reply);
   }
 
   #fail(conn: ConnState, cause: unknown, frame?: ClientFrame): void {

@@ -84,7 +84,7 @@ export class MemoryReceiptStore implements ReceiptStore {
   // outnumber the live ones, so released state does not linger until its expiry time.
   #stale = 0;
 
-  async track(message: TrackedMessage, initial: ReceiptState): Promise<boolean> {
+  track(message: TrackedMessage, initial: ReceiptState): boolean {
     if (this.#messages.has(message.id)) return false;
     const entry = new Entry(message, initial);
     this.#messages.set(message.id, entry);
@@ -108,11 +108,11 @@ export class MemoryReceiptStore implements ReceiptStore {
     return true;
   }
 
-  async load(id: MessageId): Promise<ReceiptRecord | undefined> {
+  load(id: MessageId): ReceiptRecord | undefined {
     return this.#messages.get(id);
   }
 
-  async setState(id: MessageId, index: number, state: ReceiptState, at: number): Promise<void> {
+  setState(id: MessageId, index: number, state: ReceiptState, at: number): void {
     const e = this.#messages.get(id);
     if (!e || index < 0 || index >= e.states.length) return;
     e.states[index] = state;
@@ -123,13 +123,13 @@ export class MemoryReceiptStore implements ReceiptStore {
     if (state === "read" && Number.isNaN(e.times[n + index]!)) e.times[n + index] = at;
   }
 
-  async advanceWatermark(
+  advanceWatermark(
     reader: UserId,
     conversation: ConversationId,
     upTo: number,
     at: number,
     expiresAt: number,
-  ): Promise<WatermarkAdvance> {
+  ): WatermarkAdvance {
     let byReader = this.#pointers.get(conversation);
     const p = byReader?.get(reader);
     const previous = p ? { upTo: p.upTo, at: p.at } : undefined;
@@ -154,25 +154,23 @@ export class MemoryReceiptStore implements ReceiptStore {
     return { advanced: true, previous };
   }
 
-  async watermarks(conversation: ConversationId): Promise<ReadonlyMap<UserId, Watermark>> {
+  watermarks(conversation: ConversationId): ReadonlyMap<UserId, Watermark> {
+    const byReader = this.#pointers.get(conversation);
+    if (!byReader) return NO_WATERMARKS;
     const out = new Map<UserId, Watermark>();
-    for (const [u, p] of this.#pointers.get(conversation) ?? []) {
+    for (const [u, p] of byReader) {
       out.set(u, { upTo: p.upTo, at: p.at });
     }
     return out;
   }
 
-  async inRange(
-    conversation: ConversationId,
-    after: number,
-    upTo: number,
-  ): Promise<readonly MessageId[]> {
+  inRange(conversation: ConversationId, after: number, upTo: number): readonly MessageId[] {
     const index = this.#conversations.get(conversation);
     if (!index || upTo <= after) return [];
     return index.ids.slice(upperBound(index.seqs, after), upperBound(index.seqs, upTo));
   }
 
-  async release(ids: readonly MessageId[]): Promise<number> {
+  release(ids: readonly MessageId[]): number {
     let n = 0;
     for (const id of ids) if (this.#drop(id)) n++;
     this.#stale += n;
@@ -180,7 +178,7 @@ export class MemoryReceiptStore implements ReceiptStore {
     return n;
   }
 
-  async expire(now: number): Promise<readonly MessageId[]> {
+  expire(now: number): readonly MessageId[] {
     const out: MessageId[] = [];
     while (this.#dueAt.length > 0 && this.#dueAt[0]! <= now) {
       const at = this.#dueAt[0]!;
@@ -200,7 +198,7 @@ export class MemoryReceiptStore implements ReceiptStore {
     return out;
   }
 
-  async size(): Promise<ReceiptStoreSize> {
+  size(): ReceiptStoreSize {
     return {
       messages: this.#messages.size,
       entries: this.#entries,
@@ -208,12 +206,7 @@ export class MemoryReceiptStore implements ReceiptStore {
     };
   }
 
-  async hold(
-    user: UserId,
-    frame: ServerReceiptFrame,
-    expiresAt: number,
-    max: number,
-  ): Promise<void> {
+  hold(user: UserId, frame: ServerReceiptFrame, expiresAt: number, max: number): void {
     let list = this.#held.get(user);
     if (!list) {
       list = [];
@@ -223,7 +216,7 @@ export class MemoryReceiptStore implements ReceiptStore {
     if (list.length > max) list.splice(0, list.length - max);
   }
 
-  async takeHeld(user: UserId, now: number): Promise<readonly ServerReceiptFrame[]> {
+  takeHeld(user: UserId, now: number): readonly ServerReceiptFrame[] {
     const list = this.#held.get(user);
     if (!list) return [];
     this.#held.delete(user);
@@ -313,3 +306,5 @@ export class MemoryReceiptStore implements ReceiptStore {
     return top;
   }
 }
+
+const NO_WATERMARKS: ReadonlyMap<UserId, Watermark> = new Map();

@@ -7,6 +7,7 @@ import type {
   MessageId,
   UserId,
 } from "../core/index.js";
+import type { MaybePromise } from "../core/maybe.js";
 import type { ServerReceiptFrame } from "../protocol/schemas.js";
 import type { ReceiptState } from "./state.js";
 import type { Watermark } from "./status.js";
@@ -75,21 +76,22 @@ export interface WatermarkAdvance {
  * @remarks It does not merge states: the tracker runs the state machine and writes the
  * result (`setState` is a plain write), and it does not arbitrate concurrent trackers
  * writing the same device of the same message. It sends nothing and keeps no timers:
- * expiry happens when the tracker calls `expire`.
+ * expiry happens when the tracker calls `expire`. A method may answer at once (in memory) or
+ * with a promise; the tracker runs without a promise per step when it answers at once.
  */
 export interface ReceiptStore {
   /**
    * Starts tracking a message, every recipient device at `initial`. Returns false (and
    * changes nothing) when the id is already tracked.
    */
-  track(message: TrackedMessage, initial: ReceiptState): Promise<boolean>;
+  track(message: TrackedMessage, initial: ReceiptState): MaybePromise<boolean>;
   /** A tracked message with its per-device progress, or `undefined`. */
-  load(id: MessageId): Promise<ReceiptRecord | undefined>;
+  load(id: MessageId): MaybePromise<ReceiptRecord | undefined>;
   /**
    * Writes recipient `index`'s state (one write), stamping the first time it reached
    * `delivered` and `read` (`read` also stamps `delivered` when unset). Unknown ids are ignored.
    */
-  setState(id: MessageId, index: number, state: ReceiptState, at: number): Promise<void>;
+  setState(id: MessageId, index: number, state: ReceiptState, at: number): MaybePromise<void>;
   /**
    * Moves the (reader, conversation) pointer to `upTo` if that is higher (one write, however
    * many messages it covers); `expiresAt` is when the pointer may be forgotten.
@@ -100,23 +102,27 @@ export interface ReceiptStore {
     upTo: number,
     at: number,
     expiresAt: number,
-  ): Promise<WatermarkAdvance>;
+  ): MaybePromise<WatermarkAdvance>;
   /** Every reader's pointer in a conversation. */
-  watermarks(conversation: ConversationId): Promise<ReadonlyMap<UserId, Watermark>>;
+  watermarks(conversation: ConversationId): MaybePromise<ReadonlyMap<UserId, Watermark>>;
   /** Ids of tracked messages of a conversation with `after < seq <= upTo`, in seq order. */
-  inRange(conversation: ConversationId, after: number, upTo: number): Promise<readonly MessageId[]>;
+  inRange(
+    conversation: ConversationId,
+    after: number,
+    upTo: number,
+  ): MaybePromise<readonly MessageId[]>;
   /** Forgets messages; unknown ids are ignored. Returns how many were tracked. */
-  release(ids: readonly MessageId[]): Promise<number>;
+  release(ids: readonly MessageId[]): MaybePromise<number>;
   /** Forgets messages and pointers whose `expiresAt <= now`; returns the expired message ids. */
-  expire(now: number): Promise<readonly MessageId[]>;
+  expire(now: number): MaybePromise<readonly MessageId[]>;
   /** What it holds. */
-  size(): Promise<ReceiptStoreSize>;
+  size(): MaybePromise<ReceiptStoreSize>;
   /**
    * Keeps a receipt frame for a user none of whose devices is connected, until `expiresAt`,
    * so a sender who was offline still gets its ticks (and above all `failed`) on return.
    * At most `max` frames are kept per user; past it the oldest go.
    */
-  hold(user: UserId, frame: ServerReceiptFrame, expiresAt: number, max: number): Promise<void>;
+  hold(user: UserId, frame: ServerReceiptFrame, expiresAt: number, max: number): MaybePromise<void>;
   /** Takes (removes and returns) a user's held frames that have not expired, oldest first. */
-  takeHeld(user: UserId, now: number): Promise<readonly ServerReceiptFrame[]>;
+  takeHeld(user: UserId, now: number): MaybePromise<readonly ServerReceiptFrame[]>;
 }

@@ -7,6 +7,8 @@ import {
   deviceKey,
   type Envelope,
   type GroupId,
+  isPromiseLike,
+  type MaybePromise,
   type MessageId,
   parseOptions,
   RelayError,
@@ -16,13 +18,16 @@ import {
   TypedEmitter,
   type UserId,
 } from "../core/index.js";
+import { andThen, drive, type Steps } from "../core/maybe.js";
 import type { ServerReceiptFrame } from "../protocol/index.js";
 import { MemoryReceiptStore } from "./memory-receipt-store.js";
 import type {
   ReceiptMode,
+  ReceiptRecord,
   ReceiptStore,
   ReceiptStoreSize,
   TrackedMessage,
+  WatermarkAdvance,
 } from "./receipt-store.js";
 import { type ReceiptState, receiptRank, transition } from "./state.js";
 import {
@@ -31,10 +36,15 @@ import {
   recipientStatuses,
   userStatus,
   visibleStatus,
+  type Watermark,
 } from "./status.js";
 
 /** How a group message's delivered/read ticks reach its sender. @default "none" */
 export type { GroupReceiptPolicy } from "../core/types.js";
+
+/** Whether `reader`'s read receipts may be shown to `viewer`. */
+type Show = (reader: UserId, viewer: UserId) => MaybePromise<boolean>;
+const SHOW_ALL: Show = () => true;
 
 import type { GroupReceiptPolicy } from "../core/types.js";
 
@@ -313,8 +323,11 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   readonly #recentUntil: number[] = [];
   #recentHead = 0;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running asynchronously on {@link #chain}. */
+  #running = 0;
   // Interned device keys: every tracked message of a device shares one string.
   readonly #keys = new Map<UserId, Map<DeviceId, DeviceKey>>();
+  readonly #interned = new Map<DeviceKey, DeviceKey>();
   #sweeper: Timer | undefined;
   #closed = false;
 
@@ -343,76 +356,86 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     envelope: Envelope,
     recipients: readonly (RecipientDevice | DeviceKey)[],
     opts: TrackOptions = {},
-  ): Promise<boolean> {
+  ): MaybePromise<boolean> {
     // Skip zod on the hot path when there is nothing to check.
     const o: z.output<typeof trackSchema> =
       opts.policy === undefined && opts.retentionMs === undefined
         ? {}
         : parseOptions(trackSchema, opts, "ReceiptTracker.track");
-    return this.#serial(async () => {
-      const at = this.#clock.now();
-      const keys: DeviceKey[] = [];
-      const seen = new Set<string>();
-      for (const raw of recipients) {
-        const r = typeof raw === "string" ? splitDeviceKey(raw) : raw;
-        if (r.userId === envelope.from) continue;
-        const k = this.#key(r.userId, r.deviceId);
-        if (!seen.has(k)) {
-          seen.add(k);
-          keys.push(k);
-        }
-      }
-      const pending = this.#takeBuffered(envelope.id);
-      if (keys.length === 0) return false;
-      const group = "group" in envelope.to ? envelope.to.group : undefined;
-      const mode: ReceiptMode =
-        group === undefined ? "direct" : (o.policy ?? this.#policyFor(group));
-      const base = {
-        id: envelope.id,
-        clientId: envelope.clientId,
-        from: envelope.from,
-        fromDevice: envelope.fromDevice,
-        conversation: envelope.conversation,
-        seq: envelope.seq,
-        mode,
-        expiresAt: at + (o.retentionMs ?? this.#opts.retentionMs),
-        recipients: keys,
-      };
-      const m: TrackedMessage = group === undefined ? base : { ...base, group };
-      if (!(await this.#store.track(m, "sent"))) {
-        // A retried track: apply what overtook it like any ack.
-        for (const p of pending) await this.#ackNow(p.by, p.device, p.status, [m.id], p.at);
-        return false;
-      }
-      const wms = await this.#store.watermarks(m.conversation);
-      const covered = [...wms.values()].some((w) => w.upTo >= m.seq);
-      if (pending.length === 0 && !covered) return true;
+    return this.#run(this.#track(envelope, recipients, o));
+  }
 
-      const initial = new Array<ReceiptState>(keys.length).fill("sent");
-      const states = initial.slice();
-      const devices = new Map<UserId, DeviceId>();
-      const readers = new Map<UserId, DeviceId>();
-      for (const p of pending) {
-        if (p.by === m.from) continue;
-        const i = keys.indexOf(deviceKey(p.by, p.device));
-        if (i < 0) continue;
-        const r = transition(states[i]!, p.status);
-        if (r.error !== undefined || !r.changed) continue;
-        states[i] = r.state;
-        devices.set(p.by, p.device);
-        if (p.status === "read") readers.set(p.by, p.device);
-        await this.#store.setState(m.id, i, r.state, p.at);
+  *#track(
+    envelope: Envelope,
+    recipients: readonly (RecipientDevice | DeviceKey)[],
+    o: z.output<typeof trackSchema>,
+  ): Steps<boolean> {
+    const at = this.#clock.now();
+    const keys: DeviceKey[] = [];
+    const seen = recipients.length > 8 ? new Set<string>() : undefined;
+    const own = `${envelope.from}/`;
+    for (const raw of recipients) {
+      let k: DeviceKey;
+      if (typeof raw === "string") {
+        if (raw.startsWith(own)) continue;
+        k = this.#intern(raw);
+      } else {
+        if (raw.userId === envelope.from) continue;
+        k = this.#key(raw.userId, raw.deviceId);
       }
-      const before = recipientStatuses(keys, initial, m.seq, new Map());
-      const after = recipientStatuses(keys, states, m.seq, wms);
-      const out = new Outbox();
-      await this.#evaluate(m, before, after, { at, devices }, out, this.#privacy());
-      for (const [u, d] of readers) {
-        if (after.get(u) === "read") out.ids(u, "read", u, d, at, m.id, d);
-      }
-      await this.#finish(out, isDone(after) ? [m.id] : []);
-      return true;
-    });
+      if (seen ? seen.has(k) : keys.includes(k)) continue;
+      seen?.add(k);
+      keys.push(k);
+    }
+    const pending = this.#takeBuffered(envelope.id);
+    if (keys.length === 0) return false;
+    const group = "group" in envelope.to ? envelope.to.group : undefined;
+    const mode: ReceiptMode = group === undefined ? "direct" : (o.policy ?? this.#policyFor(group));
+    const base = {
+      id: envelope.id,
+      clientId: envelope.clientId,
+      from: envelope.from,
+      fromDevice: envelope.fromDevice,
+      conversation: envelope.conversation,
+      seq: envelope.seq,
+      mode,
+      expiresAt: at + (o.retentionMs ?? this.#opts.retentionMs),
+      recipients: keys,
+    };
+    const m: TrackedMessage = group === undefined ? base : { ...base, group };
+    if (!((yield this.#store.track(m, "sent")) as boolean)) {
+      // A retried track: apply what overtook it like any ack.
+      for (const p of pending) yield* this.#ackNow(p.by, p.device, p.status, [m.id], p.at);
+      return false;
+    }
+    const wms = (yield this.#store.watermarks(m.conversation)) as ReadonlyMap<UserId, Watermark>;
+    const covered = [...wms.values()].some((w) => w.upTo >= m.seq);
+    if (pending.length === 0 && !covered) return true;
+
+    const initial = new Array<ReceiptState>(keys.length).fill("sent");
+    const states = initial.slice();
+    const devices = new Map<UserId, DeviceId>();
+    const readers = new Map<UserId, DeviceId>();
+    for (const p of pending) {
+      if (p.by === m.from) continue;
+      const i = keys.indexOf(deviceKey(p.by, p.device));
+      if (i < 0) continue;
+      const r = transition(states[i]!, p.status);
+      if (r.error !== undefined || !r.changed) continue;
+      states[i] = r.state;
+      devices.set(p.by, p.device);
+      if (p.status === "read") readers.set(p.by, p.device);
+      yield this.#store.setState(m.id, i, r.state, p.at);
+    }
+    const before = recipientStatuses(keys, initial, m.seq, new Map());
+    const after = recipientStatuses(keys, states, m.seq, wms);
+    const out = new Outbox();
+    yield* this.#evaluate(m, before, after, { at, devices }, out, this.#privacy());
+    for (const [u, d] of readers) {
+      if (after.get(u) === "read") out.ids(u, "read", u, d, at, m.id, d);
+    }
+    yield* this.#finish(out, isDone(after) ? [m.id] : []);
+    return true;
   }
 
   /**
@@ -424,10 +447,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     byDevice: DeviceId,
     status: "delivered" | "read",
     messageIds: readonly MessageId[],
-  ): Promise<AckResult> {
-    return this.#serial(() =>
-      this.#ackNow(byUser, byDevice, status, messageIds, this.#clock.now()),
-    );
+  ): MaybePromise<AckResult> {
+    return this.#run(this.#ackNow(byUser, byDevice, status, messageIds, this.#clock.now()));
   }
 
   /**
@@ -440,27 +461,36 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     byDevice: DeviceId,
     conversation: ConversationId,
     upTo: number,
-  ): Promise<WatermarkResult> {
-    return this.#serial(async () => {
+  ): MaybePromise<WatermarkResult> {
+    return this.#serial(function* () {
       if (!Number.isSafeInteger(upTo) || upTo < 1) {
-        const w = (await this.#store.watermarks(conversation)).get(byUser);
+        const w = (
+          (yield this.#store.watermarks(conversation)) as ReadonlyMap<UserId, Watermark>
+        ).get(byUser);
         return { advanced: false, upTo: w?.upTo ?? 0 };
       }
       const at = this.#clock.now();
-      const adv = await this.#store.advanceWatermark(
+      const adv = (yield this.#store.advanceWatermark(
         byUser,
         conversation,
         upTo,
         at,
         at + this.#opts.retentionMs,
-      );
+      )) as WatermarkAdvance;
       if (!adv.advanced) return { advanced: false, upTo: adv.previous?.upTo ?? 0 };
       const out = new Outbox();
       out.watermark(byUser, conversation, upTo, byUser, byDevice, at, byDevice);
       const release: MessageId[] = [];
-      const ids = await this.#store.inRange(conversation, adv.previous?.upTo ?? 0, upTo);
+      const ids = (yield this.#store.inRange(
+        conversation,
+        adv.previous?.upTo ?? 0,
+        upTo,
+      )) as readonly MessageId[];
       if (ids.length > 0) {
-        const wmsAfter = await this.#store.watermarks(conversation);
+        const wmsAfter = (yield this.#store.watermarks(conversation)) as ReadonlyMap<
+          UserId,
+          Watermark
+        >;
         const wmsBefore = new Map(wmsAfter);
         if (adv.previous) wmsBefore.set(byUser, adv.previous);
         else wmsBefore.delete(byUser);
@@ -471,17 +501,17 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         };
         const show = this.#privacy();
         for (const id of ids) {
-          const rec = await this.#store.load(id);
+          const rec = (yield this.#store.load(id)) as ReceiptRecord | undefined;
           if (!rec || rec.message.from === byUser) continue;
           const m = rec.message;
           const before = recipientStatuses(m.recipients, rec.states, m.seq, wmsBefore);
           if (!before.has(byUser)) continue;
           const after = recipientStatuses(m.recipients, rec.states, m.seq, wmsAfter);
-          await this.#evaluate(m, before, after, cause, out, show);
+          yield* this.#evaluate(m, before, after, cause, out, show);
           if (isDone(after)) release.push(id);
         }
       }
-      await this.#finish(out, release);
+      yield* this.#finish(out, release);
       return { advanced: true, upTo };
     });
   }
@@ -490,9 +520,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
    * The delivery queue gave up on one recipient device. The sender gets one `failed` receipt
    * per message (on its first failed device). `failed` after `delivered` is refused.
    */
-  failed(messageId: MessageId, device: DeviceKey, reason: string): Promise<FailedResult> {
-    return this.#serial(async () => {
-      const rec = await this.#store.load(messageId);
+  failed(messageId: MessageId, device: DeviceKey, reason: string): MaybePromise<FailedResult> {
+    return this.#serial(function* () {
+      const rec = (yield this.#store.load(messageId)) as ReceiptRecord | undefined;
       if (!rec) return { error: "unknown_message" as const };
       const m = rec.message;
       const i = m.recipients.indexOf(device);
@@ -503,15 +533,15 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       const at = this.#clock.now();
       const states = Array.from(rec.states);
       const firstFailure = !states.includes("failed");
-      const wms = await this.#store.watermarks(m.conversation);
+      const wms = (yield this.#store.watermarks(m.conversation)) as ReadonlyMap<UserId, Watermark>;
       const before = recipientStatuses(m.recipients, states, m.seq, wms);
       states[i] = "failed";
-      await this.#store.setState(m.id, i, "failed", at);
+      yield this.#store.setState(m.id, i, "failed", at);
       const after = recipientStatuses(m.recipients, states, m.seq, wms);
       const out = new Outbox();
       if (firstFailure) out.failed(m, reason, at);
-      await this.#evaluate(m, before, after, { at, devices: new Map() }, out, this.#privacy());
-      await this.#finish(out, isDone(after) ? [m.id] : []);
+      yield* this.#evaluate(m, before, after, { at, devices: new Map() }, out, this.#privacy());
+      yield* this.#finish(out, isDone(after) ? [m.id] : []);
       return { changed: true };
     });
   }
@@ -522,11 +552,11 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
    * `readAt` is the time the reader's pointer last moved. `undefined` when not tracked.
    */
   info(messageId: MessageId): Promise<MessageInfo | undefined> {
-    return this.#serial(async () => {
-      const rec = await this.#store.load(messageId);
+    return this.#promise(function* () {
+      const rec = (yield this.#store.load(messageId)) as ReceiptRecord | undefined;
       if (!rec) return undefined;
       const m = rec.message;
-      const wms = await this.#store.watermarks(m.conversation);
+      const wms = (yield this.#store.watermarks(m.conversation)) as ReadonlyMap<UserId, Watermark>;
       const show = this.#privacy();
       const members = new Map<UserId, DeviceInfo[]>();
       for (let i = 0; i < m.recipients.length; i++) {
@@ -549,7 +579,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       }
       const out: MemberInfo[] = [];
       for (const [userId, raw] of members) {
-        const showRead = await show(userId, m.from);
+        const showRead = (yield show(userId, m.from)) as boolean;
         const devices = raw.map((d) =>
           showRead || d.state !== "read"
             ? d
@@ -583,8 +613,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** Forgets messages and pointers past retention now (the sweep timer calls it). */
   sweep(): Promise<readonly MessageId[]> {
-    return this.#serial(async () => {
-      const ids = await this.#store.expire(this.#clock.now());
+    return this.#promise(function* () {
+      const ids = (yield this.#store.expire(this.#clock.now())) as readonly MessageId[];
       if (ids.length > 0) this.emit("released", ids, "expired");
       return ids;
     });
@@ -601,12 +631,12 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
    * notice finds nobody), for the retention time and at most 1,000 per user, so a sender who
    * was offline gets its ticks, and its `failed`, when a device returns.
    */
-  hold(user: UserId, frame: ServerReceiptFrame): Promise<void> {
+  hold(user: UserId, frame: ServerReceiptFrame): MaybePromise<void> {
     return this.#store.hold(user, frame, this.#clock.now() + this.#opts.retentionMs, 1000);
   }
 
   /** Takes the frames held for a user (see {@link hold}), oldest first. */
-  takeHeld(user: UserId): Promise<readonly ServerReceiptFrame[]> {
+  takeHeld(user: UserId): MaybePromise<readonly ServerReceiptFrame[]> {
     return this.#store.takeHeld(user, this.#clock.now());
   }
 
@@ -628,10 +658,40 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   // ---- internals ----
 
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs operations one at a time, in call order. When none is running the steps run now and,
+   * on an in-memory store, finish before this returns; a failure is always a rejected promise.
+   */
+  #serial<T>(steps: (this: ReceiptTracker) => Steps<T>): MaybePromise<T> {
+    return this.#run(steps.call(this));
+  }
+
+  /** {@link #serial} for steps already made (a generator's body runs only when driven). */
+  #run<T>(steps: Steps<T>): MaybePromise<T> {
     if (this.#closed) return Promise.reject(new RelayError("closed", "ReceiptTracker is closed"));
-    const p = this.#chain.then(fn);
-    this.#chain = p.catch(() => undefined);
+    if (this.#running === 0) {
+      let r: MaybePromise<T>;
+      try {
+        r = drive(steps);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return isPromiseLike(r) ? this.#queue(Promise.resolve(r)) : r;
+    }
+    return this.#queue(this.#chain.then(() => drive(steps)));
+  }
+
+  /** {@link #serial}, always as a promise. */
+  #promise<T>(steps: (this: ReceiptTracker) => Steps<T>): Promise<T> {
+    return Promise.resolve(this.#serial(steps));
+  }
+
+  #queue<T>(p: Promise<T>): Promise<T> {
+    this.#running++;
+    const done = () => {
+      this.#running--;
+    };
+    this.#chain = p.then(done, done);
     return p;
   }
 
@@ -644,6 +704,17 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   }
 
   /** The one shared {@link DeviceKey} string of a device (bounded: reset past 100k users). */
+  /** The one shared string of a device key given as a string. */
+  #intern(key: DeviceKey): DeviceKey {
+    let k = this.#interned.get(key);
+    if (k === undefined) {
+      if (this.#interned.size >= 200_000) this.#interned.clear();
+      this.#interned.set(key, key);
+      k = key;
+    }
+    return k;
+  }
+
   #key(user: UserId, device: DeviceId): DeviceKey {
     let byDevice = this.#keys.get(user);
     if (!byDevice) {
@@ -665,29 +736,29 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   }
 
   /** Whether `reader`'s read receipts may be shown to `viewer`, cached for one operation. */
-  #privacy(): (reader: UserId, viewer: UserId) => Promise<boolean> {
+  #privacy(): Show {
     const setting = this.#readReceipts;
-    if (!setting) return async () => true;
+    if (!setting) return SHOW_ALL;
     const cache = new Map<UserId, boolean>();
-    const on = async (u: UserId): Promise<boolean> => {
-      let v = cache.get(u);
-      if (v === undefined) {
-        v = (await setting(u)) !== false;
-        cache.set(u, v);
-      }
-      return v;
+    const on = (u: UserId): MaybePromise<boolean> => {
+      const known = cache.get(u);
+      if (known !== undefined) return known;
+      return andThen(setting(u), (v) => {
+        cache.set(u, v !== false);
+        return v !== false;
+      });
     };
     const reciprocal = this.#opts.reciprocal;
-    return async (reader, viewer) => (await on(reader)) && (!reciprocal || (await on(viewer)));
+    return (reader, viewer) => andThen(on(reader), (r) => (r && reciprocal ? on(viewer) : r));
   }
 
-  async #ackNow(
+  *#ackNow(
     byUser: UserId,
     byDevice: DeviceId,
     status: "delivered" | "read",
     messageIds: readonly MessageId[],
     at: number,
-  ): Promise<AckResult> {
+  ): Steps<AckResult> {
     const applied: MessageId[] = [];
     const buffered: MessageId[] = [];
     const ignored: { id: MessageId; reason: IgnoredReason }[] = [];
@@ -698,7 +769,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     const show = this.#privacy();
     const cause: Cause = { at, devices: new Map([[byUser, byDevice]]) };
     for (const id of new Set(messageIds)) {
-      const rec = await this.#store.load(id);
+      const rec = (yield this.#store.load(id)) as ReceiptRecord | undefined;
       if (!rec && this.#isRecent(id)) {
         ignored.push({ id, reason: "final" });
         continue;
@@ -729,35 +800,35 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         // Nothing to tell (no group ticks, no read sync) and a `delivered` cannot make the
         // message final: skip the O(recipients) status pass, which made a large group's
         // acks quadratic (1,023 acks x 1,023 recipients per message).
-        await this.#store.setState(id, i, r.state, at);
+        yield this.#store.setState(id, i, r.state, at);
         continue;
       }
       const states = Array.from(rec.states);
-      const wms = await this.#store.watermarks(m.conversation);
+      const wms = (yield this.#store.watermarks(m.conversation)) as ReadonlyMap<UserId, Watermark>;
       const before = recipientStatuses(m.recipients, states, m.seq, wms);
       states[i] = r.state;
-      await this.#store.setState(id, i, r.state, at);
+      yield this.#store.setState(id, i, r.state, at);
       const after = recipientStatuses(m.recipients, states, m.seq, wms);
-      await this.#evaluate(m, before, after, cause, out, show);
+      yield* this.#evaluate(m, before, after, cause, out, show);
       // Read sync: the reader's other devices clear their unread state.
       if (status === "read" && before.get(byUser) !== "read" && after.get(byUser) === "read") {
         out.ids(byUser, "read", byUser, byDevice, at, id, byDevice);
       }
       if (isDone(after)) release.push(id);
     }
-    await this.#finish(out, release);
+    yield* this.#finish(out, release);
     return { applied, buffered, ignored, rejected };
   }
 
   /** Adds the sender's frames for a change of recipient statuses, per the message's mode. */
-  async #evaluate(
+  *#evaluate(
     m: TrackedMessage,
     before: ReadonlyMap<UserId, ReceiptState>,
     after: ReadonlyMap<UserId, ReceiptState>,
     cause: Cause,
     out: Outbox,
-    show: (reader: UserId, viewer: UserId) => Promise<boolean>,
-  ): Promise<void> {
+    show: Show,
+  ): Steps<void> {
     if (m.mode === "none") return;
     if (m.mode === "aggregate") {
       const gb = groupStatus(before.values());
@@ -766,7 +837,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       let showRead = true;
       if (ga === "read") {
         for (const u of after.keys()) {
-          if (!(await show(u, m.from))) {
+          if (!((yield show(u, m.from)) as boolean)) {
             showRead = false;
             break;
           }
@@ -781,7 +852,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     for (const [u, a] of after) {
       const b = before.get(u) ?? "sent";
       if (a === b || receiptRank(a) < 2) continue;
-      const showRead = await show(u, m.from);
+      const showRead = (yield show(u, m.from)) as boolean;
       const vb = visibleStatus(b, showRead);
       const va = visibleStatus(a, showRead) as "delivered" | "read";
       if (receiptRank(va) <= receiptRank(vb)) continue;
@@ -794,9 +865,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     }
   }
 
-  async #finish(out: Outbox, release: readonly MessageId[]): Promise<void> {
+  *#finish(out: Outbox, release: readonly MessageId[]): Steps<void> {
     if (release.length > 0) {
-      await this.#store.release(release);
+      yield this.#store.release(release);
       const until = this.#clock.now() + this.#opts.bufferMs;
       for (const id of release) {
         this.#recent.set(id, until);
@@ -866,14 +937,14 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   #recheckBuffered(id: MessageId, last: boolean): void {
     const b = this.#buffer.get(id);
     if (!b) return;
-    this.#serial(async () => {
+    this.#promise(function* () {
       if (this.#buffer.get(id) !== b) return;
-      if (!(await this.#store.load(id))) {
+      if (!((yield this.#store.load(id)) as ReceiptRecord | undefined)) {
         if (last) this.#expireBuffered(id);
         return;
       }
       for (const p of this.#takeBuffered(id)) {
-        await this.#ackNow(p.by, p.device, p.status, [id], p.at);
+        yield* this.#ackNow(p.by, p.device, p.status, [id], p.at);
       }
     }).catch((e: unknown) => this.#fail(e));
   }

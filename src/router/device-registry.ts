@@ -1,24 +1,26 @@
 import type { DeviceId, UserId } from "../core/ids.js";
+import type { MaybePromise } from "../core/maybe.js";
 
 /**
  * The devices each user has linked: the set a message is addressed to, whether or not the
  * device is connected right now (offline devices get it from the outbox when they return).
- * @remarks It knows nothing of connections; that is the SessionDirectory's job.
+ * @remarks It knows nothing of connections; that is the SessionDirectory's job. Like every
+ * port, a method may answer at once (in memory) or with a promise; callers `await` it.
  */
 export interface DeviceRegistry {
   /** Links a device to a user (idempotent). */
-  link(userId: UserId, deviceId: DeviceId): Promise<void>;
+  link(userId: UserId, deviceId: DeviceId): MaybePromise<void>;
   /** Unlinks a device: it no longer receives messages. */
-  unlink(userId: UserId, deviceId: DeviceId): Promise<void>;
+  unlink(userId: UserId, deviceId: DeviceId): MaybePromise<void>;
   /** Every linked device of a user, in link order. */
-  devices(userId: UserId): Promise<readonly DeviceId[]>;
+  devices(userId: UserId): MaybePromise<readonly DeviceId[]>;
 }
 
-/** The in-memory {@link DeviceRegistry}. */
+/** The in-memory {@link DeviceRegistry}: it answers at once, never with a promise. */
 export class MemoryDeviceRegistry implements DeviceRegistry {
   readonly #devices = new Map<UserId, DeviceId[]>();
 
-  async link(userId: UserId, deviceId: DeviceId): Promise<void> {
+  link(userId: UserId, deviceId: DeviceId): void {
     this.linkSync(userId, deviceId);
   }
 
@@ -32,7 +34,7 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
     if (!list.includes(deviceId)) list.push(deviceId);
   }
 
-  async unlink(userId: UserId, deviceId: DeviceId): Promise<void> {
+  unlink(userId: UserId, deviceId: DeviceId): void {
     const list = this.#devices.get(userId);
     if (!list) return;
     const i = list.indexOf(deviceId);
@@ -40,7 +42,7 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
     if (list.length === 0) this.#devices.delete(userId);
   }
 
-  async devices(userId: UserId): Promise<readonly DeviceId[]> {
+  devices(userId: UserId): readonly DeviceId[] {
     return this.devicesSync(userId);
   }
 

@@ -44,6 +44,25 @@ export interface Outbox {
   checkDuplicate(sender: UserId, clientId: ClientMessageId): Promise<SentRecord | undefined>;
   /** Stops timers. */
   close(): void | Promise<void>;
+  /**
+   * Present when every call can be answered synchronously (an in-memory store); the router
+   * then skips the promises.
+   */
+  readonly sync?: SyncOutbox | undefined;
+}
+
+/** The synchronous face of an outbox whose store answers in-process (the memory store): the router's fast path. */
+export interface SyncOutbox {
+  /** {@link Outbox.enqueue}, answered before returning. */
+  enqueueSync(
+    envelope: Envelope,
+    recipients: readonly DeviceKey[],
+    options?: EnqueueOptions,
+  ): EnqueueResult;
+  /** {@link Outbox.ack}, answered before returning: how many entries were removed. */
+  ackSync(device: DeviceKey, ids: readonly MessageId[]): number;
+  /** {@link Outbox.checkDuplicate}, answered before returning. */
+  checkDuplicateSync(sender: UserId, clientId: ClientMessageId): SentRecord | undefined;
 }
 
 /** Builds an outbox around the router's hooks. */

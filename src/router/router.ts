@@ -16,6 +16,7 @@ import {
   splitDeviceKey,
   type UserId,
 } from "../core/ids.js";
+import { drive, isPromiseLike, type MaybePromise, type Steps } from "../core/maybe.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type {
@@ -36,8 +37,8 @@ import type {
   ServerFrameOf,
   ServerReceiptFrame,
 } from "../protocol/schemas.js";
-import type { FailReason, SentRecord } from "../queue/index.js";
-import { ReceiptTracker } from "../receipts/index.js";
+import type { EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
+import { type FailedResult, ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
 import type { MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
@@ -193,7 +194,12 @@ export class Router extends TypedEmitter<RouterEvents> {
     string,
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: Timer }
   >();
-  #transmits: { device: DeviceKey; envelope: Envelope }[] = [];
+  #transmits: {
+    device: DeviceKey;
+    envelope: Envelope;
+    /** Known at once for the first transmission of a message being accepted. */
+    sessions: readonly Session[] | undefined;
+  }[] = [];
   #flushScheduled = false;
   #unsubscribe: (() => Promise<void>) | undefined;
   #started: Promise<void> | undefined;
@@ -309,8 +315,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /** Links a device to a user before it ever connects, so messages wait for it. */
-  linkDevice(userId: UserId, deviceId: DeviceId): Promise<void> {
-    return this.devices.link(userId, deviceId);
+  async linkDevice(userId: UserId, deviceId: DeviceId): Promise<void> {
+    await this.devices.link(userId, deviceId);
   }
 
   /**
@@ -319,27 +325,51 @@ export class Router extends TypedEmitter<RouterEvents> {
    * gets the original receipt and is not delivered twice.
    */
   send(sender: Sender, frame: SendFrame): Promise<ServerFrame> {
+    return Promise.resolve(this.sendNow(sender, frame));
+  }
+
+  /**
+   * {@link send}, answered before it returns when every port on the path answers at once
+   * (the in-memory default), so the in-process path costs no promise; otherwise a promise.
+   * Never throws: a failure is a rejected promise.
+   */
+  sendNow(sender: Sender, frame: SendFrame): MaybePromise<ServerFrame> {
     if (frame.from !== undefined && frame.from !== sender.userId) {
-      return Promise.resolve(
-        errorFrame("forbidden_sender", "`from` must be the authenticated user", frame.id, "from"),
+      return errorFrame(
+        "forbidden_sender",
+        "`from` must be the authenticated user",
+        frame.id,
+        "from",
       );
     }
     const key = `${sender.userId}\u0000${frame.id}`;
     const running = this.#inflight.get(key);
     if (running) return running;
-    const p = this.#accept(sender, frame).finally(() => this.#inflight.delete(key));
+    let answer: MaybePromise<ServerFrame>;
+    try {
+      answer = drive(this.#accept(sender, frame));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!isPromiseLike(answer)) return answer;
+    // Still running: a retry of the same send meanwhile gets this answer, not a second message.
+    const p = Promise.resolve(answer).finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, p);
     return p;
   }
 
-  async #accept(sender: Sender, frame: SendFrame): Promise<ServerFrame> {
+  /** The accept path, run by {@link drive}: each port's answer is yielded. */
+  *#accept(sender: Sender, frame: SendFrame): Steps<ServerFrame> {
     const clientId = frame.id as ClientMessageId;
     const target = frame.to as Target;
     const conversation =
       "user" in target
         ? directConversation(sender.userId, target.user)
         : groupConversation(target.group);
-    const earlier = await this.outbox.checkDuplicate(sender.userId, clientId);
+    const sync = this.outbox.sync;
+    const earlier = sync
+      ? sync.checkDuplicateSync(sender.userId, clientId)
+      : ((yield this.outbox.checkDuplicate(sender.userId, clientId)) as SentRecord | undefined);
     if (earlier) return sentFrame(clientId, conversation, earlier);
 
     let users: readonly UserId[];
@@ -356,9 +386,9 @@ export class Router extends TypedEmitter<RouterEvents> {
           "to.group",
         );
       try {
-        if (!(await groups.isMember(target.group, sender.userId))) {
+        if (!((yield groups.isMember(target.group, sender.userId)) as boolean)) {
           // An unknown group throws `group_not_found` here (refusal path only).
-          await groups.members(target.group);
+          yield groups.members(target.group);
           return errorFrame(
             "not_group_member",
             "only members may post to a group",
@@ -366,14 +396,17 @@ export class Router extends TypedEmitter<RouterEvents> {
             "to.group",
           );
         }
-        users = await groups.members(target.group);
-        policy = groups.get ? (await groups.get(target.group)).receipts : undefined;
+        users = (yield groups.members(target.group)) as readonly UserId[];
+        policy = groups.get
+          ? ((yield groups.get(target.group)) as { readonly receipts?: GroupReceiptPolicy })
+              .receipts
+          : undefined;
       } catch (e) {
         if (isRelayError(e)) return errorFrame(e.code, e.message, frame.id, "to.group");
         throw e;
       }
     }
-    const recipients = await this.#recipientDevices(users, sender);
+    const recipients = (yield this.#recipientDevices(users, sender)) as DeviceKey[];
     if ("user" in target && !recipients.some((d) => d.startsWith(`${target.user}/`))) {
       if (target.user !== sender.userId) {
         return errorFrame(
@@ -385,7 +418,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       }
     }
 
-    const seq = await this.#sequences.next(conversation);
+    const seq = (yield this.#sequences.next(conversation)) as number;
     const envelope: Envelope = {
       id: this.#ids.next("m") as MessageId,
       clientId,
@@ -399,9 +432,12 @@ export class Router extends TypedEmitter<RouterEvents> {
       attachments: frame.attachments,
       priority: this.#priority(target, users.length, frame.priority),
     };
-    const refusal = await this.#hooks.beforeSend?.(envelope, sender);
+    const beforeSend = this.#hooks.beforeSend;
+    const refusal = beforeSend
+      ? ((yield beforeSend(envelope, sender)) as Refusal | undefined)
+      : undefined;
     if (refusal) return errorFrame(refusal.code, refusal.message, frame.id);
-    const result = await this.#store(envelope, users, recipients, policy);
+    const result = yield* this.#store(envelope, users, recipients, policy);
     if (!result.ok && result.code === "duplicate") {
       // The same send was accepted concurrently elsewhere: answer with that one.
       return sentFrame(clientId, conversation, result.record);
@@ -421,35 +457,46 @@ export class Router extends TypedEmitter<RouterEvents> {
     });
   }
 
+  /** Whether a device is in a route: one function per router for the common one-route case. */
+  #onlineIn(route: ReadonlyMap<DeviceKey, unknown>): (device: DeviceKey) => boolean {
+    if (this.#routes.size === 1) {
+      this.#route = route;
+      return this.#isRouted;
+    }
+    return (d) => route.has(d);
+  }
+
+  #route: ReadonlyMap<DeviceKey, unknown> = new Map();
+  readonly #isRouted = (d: DeviceKey): boolean => this.#route.has(d);
+
   /** Every linked device of `users`, but the sending device: the frozen recipient set. */
-  async #recipientDevices(
+  #recipientDevices(
     users: readonly UserId[],
     sender: Sender | undefined,
-  ): Promise<DeviceKey[]> {
-    const lists = await Promise.all(users.map((u) => this.devices.devices(u)));
-    const out: DeviceKey[] = [];
-    for (let i = 0; i < users.length; i++) {
-      const u = users[i]!;
-      for (const d of lists[i]!) {
-        if (sender && u === sender.userId && d === sender.deviceId) continue;
-        out.push(deviceKey(u, d));
-      }
+  ): MaybePromise<DeviceKey[]> {
+    const answers = users.map((u) => this.devices.devices(u));
+    // Asked all at once: a remote registry answers a large group in one round trip's time.
+    if (answers.some(isPromiseLike)) {
+      return Promise.all(answers).then((lists) => recipientKeys(users, lists, sender));
     }
-    return out;
+    return recipientKeys(users, answers as readonly (readonly DeviceId[])[], sender);
   }
 
   /** Stores an envelope, queues it for every recipient device, and starts tracking receipts. */
-  async #store(
+  *#store(
     envelope: Envelope,
     users: readonly UserId[],
     recipients: readonly DeviceKey[],
     policy: GroupReceiptPolicy | undefined,
-  ): Promise<
+  ): Steps<
     | { ok: true }
     | { ok: false; code: "recipient_queue_full" }
     | { ok: false; code: "duplicate"; record: SentRecord }
   > {
-    const sessions = await this.directory.lookupMany(users);
+    const sessions = (yield this.directory.lookupMany(users)) as ReadonlyMap<
+      UserId,
+      readonly Session[]
+    >;
     // The sessions of each online recipient device: who is online for the queue, and where
     // its first transmission goes (the flush reuses them instead of looking them up again).
     const route = new Map<DeviceKey, Session[]>();
@@ -462,17 +509,23 @@ export class Router extends TypedEmitter<RouterEvents> {
       }
     }
     this.#routes.set(envelope.id, route);
-    let result: Awaited<ReturnType<Outbox["enqueue"]>>;
+    const online = this.#onlineIn(route);
+    const sync = this.outbox.sync;
+    let result: EnqueueResult;
     try {
-      result = await this.outbox.enqueue(envelope, recipients, { online: (d) => route.has(d) });
+      result = sync
+        ? sync.enqueueSync(envelope, recipients, { online })
+        : ((yield this.outbox.enqueue(envelope, recipients, { online })) as EnqueueResult);
     } finally {
       this.#routes.delete(envelope.id);
     }
     if (!result.ok) return result;
+    // The first transmissions go out now, with the sessions just looked up.
+    this.#flushTransmits();
     // History keeps what was accepted only (a refused or duplicate send never enters it).
-    await this.messages?.put(envelope, recipients);
-    await this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
-    this.emit("accepted", envelope, recipients);
+    if (this.messages) yield this.messages.put(envelope, recipients);
+    yield this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
+    if (this.listenerCount("accepted") > 0) this.emit("accepted", envelope, recipients);
     return { ok: true };
   }
 
@@ -504,7 +557,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       system: event,
     };
     // System messages bypass the per-device cap: a membership change is never refused.
-    await this.#store(envelope, users, recipients, "none");
+    await drive(this.#store(envelope, users, recipients, "none"));
     return envelope;
   }
 
@@ -513,10 +566,26 @@ export class Router extends TypedEmitter<RouterEvents> {
    * hands the receipt to the tracker, which routes ticks to the senders and read sync to the
    * reader's other devices. Receipts for one's own messages clear entries but are not routed.
    */
-  async receipt(sender: Sender, frame: ClientReceiptFrame): Promise<ErrorFrame | undefined> {
+  receipt(sender: Sender, frame: ClientReceiptFrame): Promise<ErrorFrame | undefined> {
+    return Promise.resolve(this.receiptNow(sender, frame));
+  }
+
+  /**
+   * {@link receipt}, answered before it returns when every port on the path answers at once
+   * (the in-memory default). Never throws: a failure is a rejected promise.
+   */
+  receiptNow(sender: Sender, frame: ClientReceiptFrame): MaybePromise<ErrorFrame | undefined> {
+    try {
+      return drive(this.#receipt(sender, frame));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  *#receipt(sender: Sender, frame: ClientReceiptFrame): Steps<ErrorFrame | undefined> {
     if (!("ids" in frame)) {
       const conversation = frame.conversation as ConversationId;
-      if (!(await this.#inConversation(conversation, sender.userId))) {
+      if (!((yield this.#inConversation(conversation, sender.userId)) as boolean)) {
         return errorFrame(
           "invalid_field",
           "not a conversation of yours",
@@ -524,32 +593,46 @@ export class Router extends TypedEmitter<RouterEvents> {
           "conversation",
         );
       }
-      await this.receipts.watermark(sender.userId, sender.deviceId, conversation, frame.upTo);
+      yield this.receipts.watermark(sender.userId, sender.deviceId, conversation, frame.upTo);
       return undefined;
     }
     const me = deviceKey(sender.userId, sender.deviceId);
     const ids = frame.ids as MessageId[];
     // The tick is routed even when clearing the queue fails: the device has the messages
     // (the entries stay stored and are redelivered; the client dedupes them).
-    const cleared = this.outbox.ack(me, ids).catch((cause: unknown) => this.#report(cause));
-    await this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
-    await cleared;
+    let cleared: Promise<unknown> | undefined;
+    const sync = this.outbox.sync;
+    if (sync) {
+      try {
+        sync.ackSync(me, ids);
+      } catch (cause) {
+        this.#report(cause);
+      }
+    } else {
+      cleared = this.outbox.ack(me, ids).catch((cause: unknown) => this.#report(cause));
+    }
+    yield this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
+    if (cleared) yield cleared;
     const messages = this.messages;
-    if (messages) for (const id of ids) await messages.delivered(id, me);
+    if (messages) for (const id of ids) yield messages.delivered(id, me);
     return undefined;
   }
 
-  async #inConversation(conversation: ConversationId, user: UserId): Promise<boolean> {
+  #inConversation(conversation: ConversationId, user: UserId): MaybePromise<boolean> {
     if (conversation.startsWith("g:")) {
-      const groups = this.#groups;
-      if (!groups) return false;
-      try {
-        return await groups.isMember(conversation.slice(2) as GroupId, user);
-      } catch {
-        return false;
-      }
+      return this.#inGroupConversation(conversation, user);
     }
     return dmPeer(conversation, user) !== undefined;
+  }
+
+  async #inGroupConversation(conversation: ConversationId, user: UserId): Promise<boolean> {
+    const groups = this.#groups;
+    if (!groups) return false;
+    try {
+      return await groups.isMember(conversation.slice(2) as GroupId, user);
+    } catch {
+      return false;
+    }
   }
 
   /** Routes a volatile `typing` frame to the peer's (or group's) connected devices; never stored or queued. */
@@ -606,8 +689,14 @@ export class Router extends TypedEmitter<RouterEvents> {
     );
   }
 
-  async #publishToSessions(sessions: readonly Session[], frame: ServerFrame): Promise<void> {
+  /** Sends `frame` to sessions, one packet per node; answers at once when every session is local. */
+  #publishToSessions(sessions: readonly Session[], frame: ServerFrame): MaybePromise<void> {
     if (sessions.length === 0) return;
+    const first = sessions[0]!.nodeId;
+    if (first === this.nodeId && sessions.every((s) => s.nodeId === first)) {
+      this.#onPacket({ kind: "frames", to: sessions.map((s) => s.sessionId), frame });
+      return;
+    }
     const byNode = new Map<NodeId, SessionId[]>();
     for (const s of sessions) {
       let list = byNode.get(s.nodeId);
@@ -619,7 +708,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     const sends: Promise<void>[] = [];
     for (const [node, to] of byNode) sends.push(this.#publish(node, { kind: "frames", to, frame }));
-    await Promise.all(sends);
+    return Promise.all(sends).then(() => undefined);
   }
 
   #publish(node: NodeId, packet: BusPacket): Promise<void> {
@@ -707,50 +796,75 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   #transmit(device: DeviceKey, envelope: Envelope): void {
-    this.#transmits.push({ device, envelope });
+    // The first transmission of a message being accepted knows its sessions already.
+    const route = this.#routes.get(envelope.id);
+    this.#transmits.push({
+      device,
+      envelope,
+      sessions: route === undefined ? undefined : (route.get(device) ?? NO_SESSIONS),
+    });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushTransmits().catch((cause: unknown) =>
-          this.emit("error", new RelayError("internal", "transmit failed", { cause })),
-        );
-      });
+      queueMicrotask(() => this.#flushTransmits());
     }
   }
 
-  /** Resolves the sessions of every pending transmit at once and sends one packet per (node, message). */
-  async #flushTransmits(): Promise<void> {
+  /**
+   * Sends every pending transmit, one packet per (node, message): those that know their
+   * sessions at once, the others (retries, reconnect flushes) after one directory lookup.
+   */
+  #flushTransmits(): void {
     this.#flushScheduled = false;
     const batch = this.#transmits;
+    if (batch.length === 0) return;
     this.#transmits = [];
     const perMessage = new Map<Envelope, Session[]>();
-    const add = (envelope: Envelope, s: Session) => {
-      const list = perMessage.get(envelope);
-      if (list) list.push(s);
-      else perMessage.set(envelope, [s]);
-    };
-    // First transmissions of a message being accepted reuse its route; retries and
-    // reconnect flushes look the sessions up.
     const rest: { device: DeviceKey; envelope: Envelope }[] = [];
     for (const t of batch) {
-      const route = this.#routes.get(t.envelope.id);
-      if (!route) rest.push(t);
-      else for (const s of route.get(t.device) ?? NO_SESSIONS) add(t.envelope, s);
-    }
-    if (rest.length > 0) {
-      const users = new Set<UserId>();
-      for (const t of rest) users.add(splitDeviceKey(t.device).userId);
-      const sessions = await this.directory.lookupMany([...users]);
-      for (const { device, envelope } of rest) {
-        const { userId: u, deviceId: d } = splitDeviceKey(device);
-        for (const s of sessions.get(u) ?? NO_SESSIONS) if (s.deviceId === d) add(envelope, s);
+      if (t.sessions === undefined) {
+        rest.push(t);
+      } else if (t.sessions.length > 0) {
+        const known = perMessage.get(t.envelope);
+        if (known) known.push(...t.sessions);
+        else perMessage.set(t.envelope, [...t.sessions]);
       }
     }
-    const sends: Promise<void>[] = [];
+    this.#sendMessages(perMessage);
+    if (rest.length === 0) return;
+    const users = new Set<UserId>();
+    for (const t of rest) users.add(splitDeviceKey(t.device).userId);
+    Promise.resolve(this.directory.lookupMany([...users]))
+      .then((sessions) => {
+        const found = new Map<Envelope, Session[]>();
+        for (const { device, envelope } of rest) {
+          const { userId: u, deviceId: d } = splitDeviceKey(device);
+          for (const s of sessions.get(u) ?? NO_SESSIONS) {
+            if (s.deviceId !== d) continue;
+            const list = found.get(envelope);
+            if (list) list.push(s);
+            else found.set(envelope, [s]);
+          }
+        }
+        this.#sendMessages(found);
+      })
+      .catch((cause: unknown) => this.#transmitFailed(cause));
+  }
+
+  #sendMessages(perMessage: ReadonlyMap<Envelope, readonly Session[]>): void {
     for (const [envelope, list] of perMessage) {
-      sends.push(this.#publishToSessions(list, messageFrame(envelope)));
+      try {
+        const sent = this.#publishToSessions(list, messageFrame(envelope));
+        if (isPromiseLike(sent))
+          Promise.resolve(sent).catch((c: unknown) => this.#transmitFailed(c));
+      } catch (cause) {
+        this.#transmitFailed(cause);
+      }
     }
-    await Promise.all(sends);
+  }
+
+  /** A transmission failed on the way (the outbox redelivers it): report it. */
+  #transmitFailed(cause: unknown): void {
+    this.emit("error", new RelayError("internal", "transmit failed", { cause }));
   }
 
   #onFailed(envelope: Envelope, device: DeviceKey, reason: FailReason): void {
@@ -767,8 +881,10 @@ export class Router extends TypedEmitter<RouterEvents> {
         reason,
         ts: this.#clock.now(),
       });
-    this.receipts
-      .failed(envelope.id, device, reason)
+    // A promise whatever the store: a synchronous throw becomes a rejection, handled below.
+    new Promise<FailedResult>((resolve) =>
+      resolve(this.receipts.failed(envelope.id, device, reason)),
+    )
       .then(
         (r) => (r.error === undefined ? undefined : direct()),
         (cause: unknown) => {
@@ -800,6 +916,23 @@ export class Router extends TypedEmitter<RouterEvents> {
 }
 
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+
+/** The devices of `users` (their device lists, aligned), but the sending device. */
+function recipientKeys(
+  users: readonly UserId[],
+  lists: readonly (readonly DeviceId[])[],
+  sender: Sender | undefined,
+): DeviceKey[] {
+  const out: DeviceKey[] = [];
+  for (let i = 0; i < users.length; i++) {
+    const u = users[i]!;
+    for (const d of lists[i]!) {
+      if (sender && u === sender.userId && d === sender.deviceId) continue;
+      out.push(deviceKey(u, d));
+    }
+  }
+  return out;
+}
 
 /** The other user of a 1:1 conversation id, if `me` is in it. */
 function dmPeer(conversation: ConversationId, me: UserId): UserId | undefined {

@@ -1,4 +1,5 @@
 import type { ConversationId } from "../core/ids.js";
+import type { MaybePromise } from "../core/maybe.js";
 
 /**
  * Hands out each conversation's sequence numbers: a total order per conversation, from 1.
@@ -6,16 +7,16 @@ import type { ConversationId } from "../core/ids.js";
  */
 export interface SequenceStore {
   /** The next sequence number of a conversation (1 for its first message). */
-  next(conversation: ConversationId): Promise<number>;
+  next(conversation: ConversationId): MaybePromise<number>;
   /** The last number handed out (0 when none). */
-  current(conversation: ConversationId): Promise<number>;
+  current(conversation: ConversationId): MaybePromise<number>;
 }
 
-/** The in-memory {@link SequenceStore}. */
+/** The in-memory {@link SequenceStore}: it answers at once. */
 export class MemorySequenceStore implements SequenceStore {
   readonly #seq = new Map<ConversationId, number>();
 
-  async next(conversation: ConversationId): Promise<number> {
+  next(conversation: ConversationId): number {
     return this.nextSync(conversation);
   }
 
@@ -26,7 +27,7 @@ export class MemorySequenceStore implements SequenceStore {
     return n;
   }
 
-  async current(conversation: ConversationId): Promise<number> {
+  current(conversation: ConversationId): number {
     return this.#seq.get(conversation) ?? 0;
   }
 }

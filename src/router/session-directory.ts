@@ -1,33 +1,37 @@
 import type { NodeId, SessionId, UserId } from "../core/ids.js";
+import type { MaybePromise } from "../core/maybe.js";
 import type { Session } from "../core/types.js";
 
 /**
  * Where a user's devices are connected: user -> live sessions, many devices per user.
  * @remarks It does not decide liveness: a node's sessions go when that node unregisters
- * them or when discovery calls {@link SessionDirectory.dropNode}.
+ * them or when discovery calls {@link SessionDirectory.dropNode}. A method may answer at once
+ * (in memory) or with a promise; callers `await` it.
  */
 export interface SessionDirectory {
   /** Records a live session (replacing one with the same `sessionId`). */
-  register(session: Session): Promise<void>;
+  register(session: Session): MaybePromise<void>;
   /** Forgets one session; unknown ids are ignored. Returns the session if it was there. */
-  unregister(sessionId: SessionId): Promise<Session | undefined>;
+  unregister(sessionId: SessionId): MaybePromise<Session | undefined>;
   /** Every live session of a user, oldest first. */
-  lookup(userId: UserId): Promise<readonly Session[]>;
+  lookup(userId: UserId): MaybePromise<readonly Session[]>;
   /** Sessions of many users at once (group fan-out), keyed by user. */
-  lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>>;
+  lookupMany(
+    userIds: readonly UserId[],
+  ): MaybePromise<ReadonlyMap<UserId, readonly Session[]>>;
   /** Every session owned by a node. */
-  sessionsOf(nodeId: NodeId): Promise<readonly Session[]>;
+  sessionsOf(nodeId: NodeId): MaybePromise<readonly Session[]>;
   /** Drops every session owned by a node that stopped heartbeating; returns what it dropped. */
-  dropNode(nodeId: NodeId): Promise<readonly Session[]>;
+  dropNode(nodeId: NodeId): MaybePromise<readonly Session[]>;
 }
 
-/** The in-memory {@link SessionDirectory}: one process, no services. */
+/** The in-memory {@link SessionDirectory}: one process, no services; it answers at once. */
 export class MemorySessionDirectory implements SessionDirectory {
   readonly #byUser = new Map<UserId, Session[]>();
   readonly #byId = new Map<SessionId, Session>();
   readonly #byNode = new Map<NodeId, Set<SessionId>>();
 
-  async register(session: Session): Promise<void> {
+  register(session: Session): void {
     this.registerSync(session);
   }
 
@@ -49,7 +53,7 @@ export class MemorySessionDirectory implements SessionDirectory {
     node.add(session.sessionId);
   }
 
-  async unregister(sessionId: SessionId): Promise<Session | undefined> {
+  unregister(sessionId: SessionId): Session | undefined {
     return this.unregisterSync(sessionId);
   }
 
@@ -70,7 +74,7 @@ export class MemorySessionDirectory implements SessionDirectory {
     return s;
   }
 
-  async lookup(userId: UserId): Promise<readonly Session[]> {
+  lookup(userId: UserId): readonly Session[] {
     return this.lookupSync(userId);
   }
 
@@ -79,18 +83,18 @@ export class MemorySessionDirectory implements SessionDirectory {
     return this.#byUser.get(userId) ?? EMPTY;
   }
 
-  async lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>> {
+  lookupMany(userIds: readonly UserId[]): ReadonlyMap<UserId, readonly Session[]> {
     const out = new Map<UserId, readonly Session[]>();
     for (const u of userIds) out.set(u, [...(this.#byUser.get(u) ?? EMPTY)]);
     return out;
   }
 
-  async sessionsOf(nodeId: NodeId): Promise<readonly Session[]> {
+  sessionsOf(nodeId: NodeId): readonly Session[] {
     return [...(this.#byNode.get(nodeId) ?? [])].map((id) => this.#byId.get(id)!);
   }
 
-  async dropNode(nodeId: NodeId): Promise<readonly Session[]> {
-    const dropped = await this.sessionsOf(nodeId);
+  dropNode(nodeId: NodeId): readonly Session[] {
+    const dropped = this.sessionsOf(nodeId);
     for (const s of dropped) this.unregisterSync(s.sessionId);
     return dropped;
   }

@@ -7,17 +7,34 @@ import {
   type NodeId,
   Router,
   type Session,
+  type SessionDirectory,
   type SessionId,
   sequentialIds,
   type UserId,
 } from "../../src/index.js";
 
 /** A directory whose lookups answer late, as a remote store's can. */
-class LaggingDirectory extends MemorySessionDirectory {
-  override async lookup(userId: UserId): Promise<readonly Session[]> {
-    const answer = [...this.lookupSync(userId)];
+class LaggingDirectory implements SessionDirectory {
+  readonly #inner = new MemorySessionDirectory();
+  register(session: Session) {
+    return this.#inner.register(session);
+  }
+  unregister(sessionId: SessionId) {
+    return this.#inner.unregister(sessionId);
+  }
+  async lookup(userId: UserId): Promise<readonly Session[]> {
+    const answer = [...this.#inner.lookupSync(userId)];
     for (let i = 0; i < 20; i++) await Promise.resolve();
     return answer;
+  }
+  lookupMany(userIds: readonly UserId[]) {
+    return this.#inner.lookupMany(userIds);
+  }
+  sessionsOf(nodeId: NodeId) {
+    return this.#inner.sessionsOf(nodeId);
+  }
+  dropNode(nodeId: NodeId) {
+    return this.#inner.dropNode(nodeId);
   }
 }
 

@@ -6,6 +6,7 @@ import {
   type DeviceKey,
   deviceKey,
   type IdSource,
+  type MaybePromise,
   type NodeId,
   parseOptions,
   RelayError,
@@ -788,19 +789,19 @@ class LocalDirectory implements SessionDirectory {
     }
   }
 
-  lookup(userId: UserId): Promise<readonly Session[]> {
+  lookup(userId: UserId): MaybePromise<readonly Session[]> {
     return this.#inner.lookup(userId);
   }
 
-  lookupMany(userIds: readonly UserId[]): Promise<ReadonlyMap<UserId, readonly Session[]>> {
+  lookupMany(userIds: readonly UserId[]): MaybePromise<ReadonlyMap<UserId, readonly Session[]>> {
     return this.#inner.lookupMany(userIds);
   }
 
-  sessionsOf(nodeId: NodeId): Promise<readonly Session[]> {
+  sessionsOf(nodeId: NodeId): MaybePromise<readonly Session[]> {
     return this.#inner.sessionsOf(nodeId);
   }
 
-  dropNode(nodeId: NodeId): Promise<readonly Session[]> {
+  dropNode(nodeId: NodeId): MaybePromise<readonly Session[]> {
     return this.#inner.dropNode(nodeId);
   }
 }
