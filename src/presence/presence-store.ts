@@ -80,6 +80,14 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   async read(userId: UserId, now: number): Promise<readonly PresenceRecord[]> {
+    return this.readSync(userId, now);
+  }
+
+  /**
+   * Synchronous {@link read}: lets one process check a record and write it in the same
+   * turn (the simulation's nodes write a device's record only while they still own it).
+   */
+  readSync(userId: UserId, now: number): readonly PresenceRecord[] {
     const devices = this.#byUser.get(userId);
     if (!devices) return [];
     const out: PresenceRecord[] = [];

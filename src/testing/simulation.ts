@@ -12,6 +12,7 @@ import {
 import { assertInteger } from "../core/options.js";
 import { type RandomSource, seededRandom, sequentialIds } from "../core/random.js";
 import { Gateway, type GatewayOptions } from "../gateway/index.js";
+import { MemoryPresenceStore, type PresenceTracker, type UserPresence } from "../presence/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore, type RetryPolicy } from "../queue/index.js";
 import { MemoryReceiptStore, ReceiptTracker } from "../receipts/index.js";
 import {
@@ -48,6 +49,7 @@ import {
 import { settle } from "./settle.js";
 import { SimBus, type SimBusEndpoint } from "./sim-bus.js";
 import { type AckMode, type ClientWorld, SimClient, type SimCredentials } from "./sim-client.js";
+import { NodePresence, readShared, type SimPresenceShared } from "./sim-presence.js";
 import { TraceBuffer } from "./trace.js";
 
 /**
@@ -81,6 +83,16 @@ export interface SimNodeContext {
   fence<T extends object>(target: T): T;
 }
 
+/** Options of the simulation's built-in presence ({@link SimulationOptions.presence}). */
+export interface SimPresenceOptions {
+  /**
+   * How often a node re-reads from the shared store the presence its subscribed connections
+   * watch: the repair for change notifications the bus lost (drops, partitions). Runs only
+   * on nodes with subscribers. @default 1000
+   */
+  readonly resyncMs?: number;
+}
+
 /** Options of {@link createSimulation}. */
 export interface SimulationOptions {
   /** The seed: the same seed gives the same run, event for event. */
@@ -103,9 +115,21 @@ export interface SimulationOptions {
   readonly ttlMs?: number;
   /** Application hooks on every router (a spam filter, say). */
   readonly hooks?: RouterHooks;
-  /** More router options per node (ports the lead wires in later: receipts, presence, groups). */
+  /** More router options per node (ports the lead wires in later: receipts, groups). */
   readonly router?: (ctx: SimNodeContext) => Partial<RouterOptions>;
-  /** More gateway options per node (a `presence` adapter, limits). */
+  /**
+   * Presence across the cluster, as the Redis node runs it: each node writes its devices'
+   * records to the shared {@link Simulation.presenceStore} and shows its subscribed
+   * connections the shared status; changes are announced over the simulated bus (faults
+   * apply) and repaired by a periodic re-read. A node's devices go offline, last seen = the
+   * crash time, when failure detection declares it dead or it restarts. Simulated clients
+   * send no heartbeats, so a user is online exactly while one of its devices is connected.
+   * With it on, {@link Simulation.check} checks presence by default. `false` turns it off;
+   * a `presence` adapter from the `gateway` option replaces it on that node.
+   * @default true
+   */
+  readonly presence?: boolean | SimPresenceOptions;
+  /** More gateway options per node (limits, or a `presence` adapter replacing the built-in one). */
   readonly gateway?: (
     ctx: SimNodeContext,
     router: Router,
@@ -148,6 +172,8 @@ export interface SimNode {
   readonly gateway: Gateway<SimCredentials>;
   /** The current incarnation's DeliveryQueue, when the outbox is one. */
   readonly queue: DeliveryQueue | undefined;
+  /** The current incarnation's presence tracker, when the built-in presence runs there. */
+  readonly presence: PresenceTracker | undefined;
 }
 
 interface NodeState {
@@ -157,6 +183,10 @@ interface NodeState {
   router: Router;
   gateway: Gateway<SimCredentials>;
   queue: DeliveryQueue | undefined;
+  presence: PresenceTracker | undefined;
+  nodePresence: NodePresence | undefined;
+  /** When this incarnation crashed (a restart expires the presence it left behind). */
+  crashedAt: number | undefined;
   clock: NodeClock;
   endpoint: SimBusEndpoint;
 }
@@ -176,6 +206,12 @@ const DEFAULT_RETRY: Partial<RetryPolicy> = {
  * {@link SimClient}s on faulty links. Drive it with {@link Simulation.run} and
  * {@link Simulation.runUntilQuiet}, break it with faults, and check it with
  * {@link Simulation.check}.
+ *
+ * Presence is on by default and works across nodes (see {@link SimulationOptions.presence}):
+ * a client that calls `subscribePresence` converges, after quiet, to whether each subject
+ * has a connected device, wherever the two are connected, through drops, partitions (once
+ * healed) and crashes. A simulation without presence subscriptions sends nothing more over
+ * the bus and draws nothing more from the seed than one without presence.
  * @example
  * const sim = createSimulation({ seed: 42, nodes: 3, bus: { drop: 0.05 } });
  * const alice = sim.client("alice"), bob = sim.client("bob");
@@ -204,6 +240,11 @@ export class Simulation {
   readonly queueStore = new MemoryQueueStore();
   /** The shared receipt store (each node runs its own ReceiptTracker over it). */
   readonly receiptStore = new MemoryReceiptStore();
+  /** The shared presence store: device records and their owning nodes (built-in presence). */
+  readonly presenceStore = new MemoryPresenceStore();
+  readonly #presence: SimPresenceShared = { store: this.presenceStore, watchers: new Map() };
+  readonly #presenceResyncMs: number | undefined;
+  #presenceOverridden = false;
   readonly #trace: TraceBuffer;
   readonly #opts: SimulationOptions;
   readonly #nodes: NodeState[] = [];
@@ -276,6 +317,16 @@ export class Simulation {
     }
     assertInteger("Simulation", "failureDetectionMs", options.failureDetectionMs ?? 0, 0);
     assertInteger("Simulation", "quietMs", options.quietMs ?? 1, 1);
+    const presence = options.presence ?? true;
+    if (presence !== false) {
+      const resyncMs = presence === true ? undefined : presence.resyncMs;
+      this.#presenceResyncMs = assertInteger(
+        "Simulation",
+        "presence.resyncMs",
+        resyncMs ?? 1000,
+        1,
+      );
+    }
     if ((options.outbox ?? "cluster") === "cluster") this.#cluster = this.#makeClusterQueue();
     for (const name of names) this.#nodes.push(this.#boot(name as NodeId, 1));
   }
@@ -379,12 +430,14 @@ export class Simulation {
     const n = this.#node(id);
     if (!n.up) return;
     n.up = false;
+    n.crashedAt = this.clock.now();
     n.clock.kill();
     n.endpoint.kill();
     this.#cluster?.hooks.delete(n.id);
     this.#trace.add(this.clock.now(), "fault", `crash ${n.id}`);
     for (const c of this.#clients) c.nodeCrashed(n.id);
     const inc = n.incarnation;
+    const crashedAt = n.crashedAt;
     this.clock.setTimeout(() => {
       const now = this.#node(id);
       if (now.incarnation !== inc || now.up) return;
@@ -392,6 +445,9 @@ export class Simulation {
       this.#trace.add(this.clock.now(), "node", `${n.id} declared dead: sessions dropped`);
       if (survivor) void this.#dropSessions(n.id, survivor.router);
       else void this.directory.dropNode(n.id);
+      // Its devices go offline, last seen = the crash (its last heartbeat, to discovery).
+      if (survivor?.nodePresence) survivor.nodePresence.expireNode(n.id, crashedAt);
+      else void this.presenceStore.expireNode(n.id, crashedAt);
     }, this.#opts.failureDetectionMs ?? 3000);
   }
 
@@ -408,7 +464,7 @@ export class Simulation {
     const old = this.#node(id);
     if (old.up) return;
     const i = this.#nodes.indexOf(old);
-    const n = this.#boot(old.id, old.incarnation + 1);
+    const n = this.#boot(old.id, old.incarnation + 1, old.crashedAt);
     this.#nodes[i] = n;
     this.#trace.add(this.clock.now(), "fault", `restart ${n.id} (incarnation ${n.incarnation})`);
   }
@@ -534,12 +590,13 @@ export class Simulation {
   }
 
   /**
-   * One observation per (device, subscribed subject): the presence that device last saw, for
-   * {@link checkPresence}.
+   * One observation per (connected device, subscribed subject): the presence that device last
+   * saw, for {@link checkPresence}. A disconnected viewer is left out: nothing can reach it.
    */
   presenceObservations(): PresenceObservation[] {
     const out: PresenceObservation[] = [];
     for (const c of this.#clients) {
+      if (!c.online) continue;
       for (const subject of c.subscriptions) {
         out.push({ viewer: c.key, subject, seen: c.presence.get(subject)?.status });
       }
@@ -553,10 +610,18 @@ export class Simulation {
   }
 
   /**
+   * A user's presence now as the cluster shares it (the built-in presence's store): what a
+   * viewer subscribing now would be shown.
+   */
+  presenceOf(user: string): UserPresence {
+    return readShared(this.presenceStore, user as UserId, this.clock.now());
+  }
+
+  /**
    * Runs every invariant checker on the run so far. `bounded-state` is checked only when every
    * client is online (otherwise queues legitimately hold messages for offline devices);
-   * `presence` only when asked, since presence needs a gateway `presence` adapter
-   * (see {@link SimulationOptions.gateway}).
+   * `presence` by default when the built-in presence runs on every node (a `presence` adapter
+   * from the `gateway` option may not converge across nodes: ask for it then).
    */
   check(options: { bounded?: boolean; presence?: boolean } = {}): Violation[] {
     const views = this.deviceViews();
@@ -569,7 +634,8 @@ export class Simulation {
     ];
     const allOnline = this.#clients.every((c) => c.online);
     if (options.bounded ?? allOnline) out.push(...checkBounded(this.sizes()));
-    if (options.presence) {
+    const builtIn = this.#presenceResyncMs !== undefined && !this.#presenceOverridden;
+    if (options.presence ?? builtIn) {
       out.push(...checkPresence(this.presenceObservations(), (u) => this.isOnline(u)));
     }
     return out;
@@ -653,7 +719,7 @@ export class Simulation {
     return { queue, hooks };
   }
 
-  #boot(id: NodeId, incarnation: number): NodeState {
+  #boot(id: NodeId, incarnation: number, crashedAt?: number): NodeState {
     const clock = new NodeClock(this.clock);
     const alive = () => clock.alive;
     const endpoint = this.bus.endpoint(id);
@@ -727,10 +793,26 @@ export class Simulation {
     router.on("error", (err) => {
       trace.add(this.clock.now(), "node", `${id} error ${err.code}: ${err.message}`);
     });
-    const gateway = new Gateway<SimCredentials>({
+    const gatewayExtra = this.#opts.gateway?.(ctx, router) ?? {};
+    if (gatewayExtra.presence !== undefined) this.#presenceOverridden = true;
+    let gateway: Gateway<SimCredentials> | undefined;
+    const nodePresence =
+      this.#presenceResyncMs === undefined || gatewayExtra.presence !== undefined
+        ? undefined
+        : new NodePresence({
+            nodeId: id,
+            clock,
+            shared: this.#presence,
+            bus: endpoint,
+            router,
+            resyncMs: this.#presenceResyncMs,
+            send: (connection, frame) => gateway?.sendTo(connection, frame),
+          });
+    gateway = new Gateway<SimCredentials>({
       clock,
       ids,
-      ...this.#opts.gateway?.(ctx, router),
+      ...(nodePresence ? { presence: nodePresence } : {}),
+      ...gatewayExtra,
       router,
       authenticate: (c) => ({ userId: c.user, deviceId: c.device }),
     });
@@ -738,6 +820,7 @@ export class Simulation {
       trace.add(this.clock.now(), "node", `${id} gateway error ${err.code}: ${err.message}`);
     });
     void router.start();
+    nodePresence?.start(incarnation > 1 ? crashedAt : undefined);
     if (incarnation > 1) {
       // A restarted process first forgets its previous sessions, then takes back its queue.
       void this.#dropSessions(id, router).then(async () => {
@@ -752,7 +835,19 @@ export class Simulation {
         }
       });
     }
-    return { id, up: true, incarnation, router, gateway, queue, clock, endpoint };
+    return {
+      id,
+      up: true,
+      incarnation,
+      router,
+      gateway,
+      queue,
+      presence: nodePresence?.tracker,
+      nodePresence,
+      crashedAt: undefined,
+      clock,
+      endpoint,
+    };
   }
 }
 

@@ -34,10 +34,12 @@ describe("presence convergence", () => {
     expect(sim.isOnline("bob")).toBe(true);
     expect(carol.presence.get("alice" as UserId)?.status).toBe("offline");
     expect(sim.check({ presence: true, bounded: false })).toEqual([]);
+    // the `gateway` option's adapter replaced the built-in presence
+    expect(sim.node("n1").presence).toBeUndefined();
   });
 
   it("the checker reports a viewer that never learned a subject came online", async () => {
-    const sim = createSimulation({ seed: "presence-2", nodes: 1 }); // no presence adapter
+    const sim = createSimulation({ seed: "presence-2", nodes: 1, presence: false });
     const carol = sim.client("carol");
     sim.client("alice");
     carol.subscribePresence(["alice"]);

@@ -33,6 +33,8 @@ describe("determinism", () => {
     sim.at(1500, () => sim.restart("n2"));
     sim.at(700, () => sim.partition(["n1"], ["n3"]));
     sim.at(1200, () => sim.heal());
+    for (const [i, c] of sim.clients.entries()) c.subscribePresence([`u${(i + 1) % 6}`, "u5"]);
+    sim.at(900, () => sim.clients[5]!.disconnect());
     return sim;
   };
 
@@ -47,6 +49,9 @@ describe("determinism", () => {
     expect(b.clock.now()).toBe(a.clock.now());
     expect(b.clients.map(receivedIds)).toEqual(a.clients.map(receivedIds));
     expect(b.bus.stats).toEqual(a.bus.stats);
+    const presence = (s: typeof a) => s.clients.map((c) => [...c.presence]);
+    expect(presence(b)).toEqual(presence(a));
+    expect(a.clients[0]!.presence.get("u5" as UserId)?.status).toBe("offline");
   });
 
   it("a different seed gives a different run", async () => {
