@@ -1,3 +1,4 @@
+import type { EventEmitter } from "eventemitter3";
 import pRetry from "p-retry";
 import { z } from "zod";
 import {
@@ -19,10 +20,12 @@ import {
 import { LoadSignal } from "./load-signal.js";
 import {
   type AppendResult,
+  isSyncQueueStore,
   MemoryQueueStore,
   type QueuedMessage,
   type QueueStore,
   type SentRecord,
+  type SyncQueueStore,
 } from "./queue-store.js";
 import {
   P_RETRY_DEFAULTS,
@@ -96,8 +99,9 @@ export interface DeliveryQueueOptions {
   readonly window?: number;
   /**
    * Transmission order across lanes for one device: `"fifo"` keeps arrival order (FIFO per
-   * device, whatever the lane) except in degraded mode; `"priority"` always sends high, then
-   * normal, then low. Within a lane it is always FIFO. @default "fifo"
+   * device, whatever the lane) except in degraded mode (which lasts until every deferred
+   * entry is released, see `releaseBacklog`); `"priority"` always sends high, then normal,
+   * then low. Within a lane it is always FIFO. @default "fifo"
    */
   readonly order?: "fifo" | "priority";
   /**
@@ -110,8 +114,22 @@ export interface DeliveryQueueOptions {
   readonly sharedStore?: boolean;
   /** How long (sender, client message id) is remembered for dedupe. @default 24 hours */
   readonly dedupeWindowMs?: number;
-  /** The load signal (degraded mode). @default a LoadSignal on event-loop delay and this queue's depth */
+  /** The load signal (degraded mode). @default a LoadSignal on event-loop delay and this queue's backlog */
   readonly load?: LoadSignal;
+  /**
+   * How deferred low-lane entries go out once the load signal says normal again: one at a
+   * time, only while {@link DeliveryQueue.backlog} is below this, instead of all at once.
+   * @remarks Degraded mode (low lane held, high and normal first) begins when the load signal
+   * says degraded and ends only when every entry it deferred has been transmitted: while
+   * deferred entries remain, the queue keeps degraded order (new low-lane entries wait behind
+   * the deferred ones) and releases them oldest-device-first as acks make room below this
+   * ceiling. Releasing them therefore never refills the link by itself faster than acks
+   * drain it, and a high-lane message never queues behind a flood of released low ones.
+   * Outside degraded mode the order is plain FIFO per device again (`order: "fifo"`).
+   * @default the load signal's {@link LoadSignal.normalDepth} (depthThreshold × recoverRatio):
+   * the backlog it calls normal, so a release never tips it back into degraded mode
+   */
+  readonly releaseBacklog?: number;
   /**
    * Real-time retries (p-retry) of a store call that threw a transient error, or `false`.
    * @default { retries: 3, factor: 2, minTimeout: 20, maxTimeout: 500 }
@@ -160,9 +178,14 @@ export interface DeliveryQueueEvents {
   callbackError: (error: unknown, device: DeviceKey, callback: "transmit" | "onFailed") => void;
 }
 
+type Event = EventEmitter.EventNames<DeliveryQueueEvents>;
+type Listener<T extends Event> = EventEmitter.EventListener<DeliveryQueueEvents, T>;
+
 const DAY = 86_400_000;
 const LANE_INDEX: Record<Priority, 0 | 1 | 2> = { high: 0, normal: 1, low: 2 };
 const LOW = 2;
+/** A device holding more entries than this gets an id index (see `DeviceState.index`). */
+const INDEX_ABOVE = 8;
 const NO_OPTIONS: EnqueueOptions = Object.freeze({});
 const ACCEPTED: EnqueueResult = Object.freeze({ ok: true });
 
@@ -200,6 +223,7 @@ const optionsSchema = z.object({
   sharedStore: z.boolean().default(false),
   dedupeWindowMs: z.number().min(0).default(DAY),
   load: z.custom<LoadSignal>((v) => v instanceof LoadSignal).optional(),
+  releaseBacklog: z.number().positive().optional(),
   storeRetry: z.union([retryPolicySchema, z.literal(false)]).optional(),
 });
 
@@ -228,7 +252,14 @@ interface DeviceState {
   readonly lanes: [Entry[], Entry[], Entry[]];
   readonly sent: [number, number, number];
   inflight: number;
-  readonly byId: Map<MessageId, Entry>;
+  /** Entries held, over the lanes. */
+  count: number;
+  /**
+   * Entries by message id, kept only while the device holds more than {@link INDEX_ABOVE}:
+   * most devices hold one or two, found faster by a scan of the lane heads, and a Map that
+   * keeps filling and emptying costs a rehash each time.
+   */
+  index: Map<MessageId, Entry> | undefined;
   nextOrd: number;
   timer: Timer | undefined;
   timerAt: number;
@@ -252,11 +283,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** The load signal deciding degraded mode (`queue.load.setDegraded(true)` in tests). */
   readonly load: LoadSignal;
   readonly #store: QueueStore;
+  /** The store again when it answers synchronously: the fast path's. */
+  readonly #syncStore: SyncQueueStore | undefined;
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #transmit: TransmitFn;
   readonly #onFailed: FailedFn | undefined;
   readonly #policies: readonly [RetryPolicy, RetryPolicy, RetryPolicy];
+  /** Each lane's wait after a first transmission, when it has no jitter (computed once). */
+  readonly #firstDelay: readonly [number | undefined, number | undefined, number | undefined];
   readonly #ttlMs: number;
   readonly #maxPerDevice: number;
   readonly #window: number;
@@ -265,6 +300,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #dedupeWindowMs: number;
   readonly #storeRetry: RetryPolicy | false;
   readonly #ownsLoad: boolean;
+  readonly #releaseBacklog: number;
+  /**
+   * Connected devices with deferred low-lane entries and room in their window, waiting for
+   * the release budget (or for load to fall), in the order they started waiting. A device
+   * whose window is full is not here: its own acks pump it.
+   */
+  readonly #blocked = new Set<DeviceState>();
+  #releasing = false;
+  #releaseAgain = false;
   readonly #devices = new Map<DeviceKey, DeviceState>();
   readonly #stats: Omit<QueueStats, "depth" | "devices" | "backlog"> = {
     enqueued: 0,
@@ -292,13 +336,20 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** Set while expired entries are being failed, so the list is not compacted underneath. */
   #expiring = false;
   readonly #onLoadChange = (degraded: boolean): void => {
-    if (!degraded) this.#pumpAll();
+    if (!degraded) this.#release();
   };
+  /**
+   * Whether the events of every entry (`enqueued`, `transmitted`, `delivered`) have a
+   * listener. The hot path checks it before emitting: an emit nobody hears still costs a
+   * lookup per entry. Kept up to date by the listener methods below.
+   */
+  #observed = false;
 
   constructor(options: DeliveryQueueOptions) {
     super();
     const o = parseOptions(optionsSchema, options, "DeliveryQueue");
     this.#store = options.store ?? new MemoryQueueStore();
+    this.#syncStore = isSyncQueueStore(this.#store) ? this.#store : undefined;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     this.#transmit = options.transmit;
@@ -308,6 +359,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       resolveRetryPolicy(options.lanes?.high?.retry, base),
       resolveRetryPolicy(options.lanes?.normal?.retry, base),
       resolveRetryPolicy(options.lanes?.low?.retry, base),
+    ];
+    const firstDelay = (p: RetryPolicy) => (p.randomize ? undefined : retryDelay(p, 1));
+    this.#firstDelay = [
+      firstDelay(this.#policies[0]),
+      firstDelay(this.#policies[1]),
+      firstDelay(this.#policies[2]),
     ];
     this.#ttlMs = o.ttlMs;
     this.#maxPerDevice = o.maxPerDevice;
@@ -328,7 +385,58 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         depth: () => this.backlog,
         ...(this.#clock === systemClock ? {} : { histogram: false as const }),
       });
+    this.#releaseBacklog = o.releaseBacklog ?? this.load.normalDepth;
     this.load.on("change", this.#onLoadChange);
+  }
+
+  // ---- listeners (they keep #observed up to date) ---------------------------------------
+
+  override on<T extends Event>(event: T, fn: Listener<T>, context?: unknown): this {
+    super.on(event, fn, context);
+    return this.#watch();
+  }
+
+  override addListener<T extends Event>(event: T, fn: Listener<T>, context?: unknown): this {
+    super.addListener(event, fn, context);
+    return this.#watch();
+  }
+
+  override once<T extends Event>(event: T, fn: Listener<T>, context?: unknown): this {
+    super.once(event, fn, context);
+    return this.#watch();
+  }
+
+  override off<T extends Event>(
+    event: T,
+    fn?: Listener<T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
+    super.off(event, fn, context, once);
+    return this.#watch();
+  }
+
+  override removeListener<T extends Event>(
+    event: T,
+    fn?: Listener<T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
+    super.removeListener(event, fn, context, once);
+    return this.#watch();
+  }
+
+  override removeAllListeners(event?: Event): this {
+    super.removeAllListeners(event);
+    return this.#watch();
+  }
+
+  #watch(): this {
+    this.#observed =
+      this.listenerCount("enqueued") > 0 ||
+      this.listenerCount("transmitted") > 0 ||
+      this.listenerCount("delivered") > 0;
+    return this;
   }
 
   /** The redelivery policy of a lane, after defaults and overrides. */
@@ -348,12 +456,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     recipients: readonly DeviceKey[],
     options: EnqueueOptions = NO_OPTIONS,
   ): Promise<EnqueueResult> {
-    if (this.#closed) throw new RelayError("closed", "DeliveryQueue: closed");
-    this.load.poll();
-    const devices = recipients.length > 1 ? [...new Set(recipients)] : recipients;
-    const now = this.#clock.now();
-    const message: QueuedMessage = { envelope, enqueuedAt: now, expiresAt: now + this.#ttlMs };
-    const dedupeUntil = options.remember === false ? undefined : now + this.#dedupeWindowMs;
+    const message = this.#admit(envelope);
+    const devices = distinct(recipients);
+    const dedupeUntil = this.#dedupeUntil(message, options);
     const store = this.#store;
     const max = this.#maxPerDevice;
     let result: AppendResult;
@@ -367,25 +472,34 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         err,
       );
     }
-    if (!result.ok && "duplicate" in result) {
-      return { ok: false, code: "duplicate", record: result.duplicate };
+    return this.#appended(message, devices, result, options.online);
+  }
+
+  /**
+   * {@link enqueue}, answered before returning: the router's fast path over an in-process
+   * store (see {@link sync}). A store error is not retried (retries wait in real time).
+   * @throws RelayError `internal` when the store does not answer synchronously; the store's error as {@link enqueue} does
+   */
+  enqueueSync(
+    envelope: Envelope,
+    recipients: readonly DeviceKey[],
+    options: EnqueueOptions = NO_OPTIONS,
+  ): EnqueueResult {
+    const store = this.#syncStore ?? this.#noSyncStore("enqueueSync");
+    const message = this.#admit(envelope);
+    const devices = distinct(recipients);
+    let result: AppendResult;
+    try {
+      result = store.appendSync(
+        message,
+        devices,
+        this.#maxPerDevice,
+        this.#dedupeUntil(message, options),
+      );
+    } catch (err) {
+      throw this.#storeFailure(err, "append");
     }
-    if (!result.ok) {
-      this.#stats.refused++;
-      this.emit("refused", envelope, result.full);
-      return { ok: false, code: "recipient_queue_full", full: result.full };
-    }
-    const online = options.online;
-    for (const key of devices) {
-      const state = this.#state(key);
-      const wasOnline = state.online;
-      const isOnline = online ? online(key) : wasOnline;
-      this.#insert(state, message);
-      if (isOnline && !wasOnline) this.#connect(state);
-      else if (!isOnline && wasOnline) this.#disconnect(state);
-      else this.#pump(state, this.#window);
-    }
-    return ACCEPTED;
+    return this.#appended(message, devices, result, options.online);
   }
 
   /**
@@ -393,25 +507,29 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * are ignored. Returns how many entries this queue held and removed.
    */
   async ack(device: DeviceKey, ids: readonly MessageId[]): Promise<number> {
-    const state = this.#devices.get(device);
-    let removed = 0;
-    if (state) {
-      for (const id of ids) {
-        const e = state.byId.get(id);
-        if (!e) continue;
-        this.#remove(e);
-        removed++;
-        this.#stats.delivered++;
-        this.emit("delivered", device, id);
-      }
-      if (removed > 0) this.#afterRemoval(state);
-    }
+    const removed = this.#acked(device, ids);
     if (ids.length === 0) return removed;
     try {
       // Awaited directly (no closure on the common path).
       await this.#store.remove(device, ids);
     } catch (err) {
       await this.#retryIo("remove", () => this.#store.remove(device, ids), err);
+    }
+    return removed;
+  }
+
+  /**
+   * {@link ack}, answered before returning (see {@link sync}).
+   * @throws RelayError `internal` when the store does not answer synchronously; the store's error as {@link ack} does
+   */
+  ackSync(device: DeviceKey, ids: readonly MessageId[]): number {
+    const store = this.#syncStore ?? this.#noSyncStore("ackSync");
+    const removed = this.#acked(device, ids);
+    if (ids.length === 0) return removed;
+    try {
+      store.removeSync(device, ids);
+    } catch (err) {
+      throw this.#storeFailure(err, "remove");
     }
     return removed;
   }
@@ -456,6 +574,28 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
+   * {@link checkDuplicate}, answered before returning (see {@link sync}).
+   * @throws RelayError `internal` when the store does not answer synchronously; the store's error as {@link checkDuplicate} does
+   */
+  checkDuplicateSync(sender: UserId, clientId: ClientMessageId): SentRecord | undefined {
+    const store = this.#syncStore ?? this.#noSyncStore("checkDuplicateSync");
+    try {
+      return store.getSentSync(sender, clientId, this.#clock.now());
+    } catch (err) {
+      throw this.#storeFailure(err, "getSent");
+    }
+  }
+
+  /**
+   * This queue, when every call of the outbox can be answered synchronously: its store is a
+   * {@link SyncQueueStore} (the memory store) and not shared. The router then calls
+   * {@link enqueueSync}, {@link ackSync} and {@link checkDuplicateSync} and skips the promises.
+   */
+  get sync(): DeliveryQueue | undefined {
+    return this.#syncStore !== undefined && !this.#shared ? this : undefined;
+  }
+
+  /**
    * Remembers the sent receipt of (sender, client message id) for the dedupe window; the first
    * record wins and is returned. {@link enqueue} calls it unless told `remember: false`.
    */
@@ -483,7 +623,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       const held = this.#devices.get(device);
       const list = await this.#io("list", () => this.#store.list(device));
       for (const m of list) {
-        if (m.expiresAt > now || held?.byId.has(m.envelope.id)) continue;
+        if (m.expiresAt > now || (held && this.#find(held, m.envelope.id))) continue;
         const n = await this.#io("remove", () => this.#store.remove(device, [m.envelope.id]));
         if (n === 0) continue;
         expired++;
@@ -527,6 +667,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (options.online?.(key)) this.#connect(state);
       else this.#pump(state, this.#window);
     }
+    this.#release();
     return added;
   }
 
@@ -538,11 +679,13 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   release(device: DeviceKey): number {
     const state = this.#devices.get(device);
     if (!state) return 0;
-    const n = state.byId.size;
-    for (const e of [...state.byId.values()]) this.#remove(e);
+    const n = state.count;
+    for (const e of entriesOf(state)) this.#remove(e);
     this.#clearTimer(state);
     this.#devices.delete(device);
+    this.#blocked.delete(state);
     this.#compactExpiry();
+    this.#release();
     return n;
   }
 
@@ -553,7 +696,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   /** How many entries a device has queued here. */
   pending(device: DeviceKey): number {
-    return this.#devices.get(device)?.byId.size ?? 0;
+    return this.#devices.get(device)?.count ?? 0;
   }
 
   /** Entries held now, over all devices. */
@@ -569,6 +712,14 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    */
   get backlog(): number {
     return this.#onlineEntries - this.#deferredWaiting;
+  }
+
+  /**
+   * Whether the queue is in degraded mode: the load signal says degraded, or entries it
+   * deferred are still being released (see `releaseBacklog`). Low-lane entries wait meanwhile.
+   */
+  get degraded(): boolean {
+    return this.load.degraded || this.#deferredWaiting > 0;
   }
 
   /** Counters for metrics (a snapshot). */
@@ -589,8 +740,75 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#expTimer = undefined;
     this.#clock.clear(this.#recheck);
     this.#recheck = undefined;
+    this.#blocked.clear();
     this.load.off("change", this.#onLoadChange);
     if (this.#ownsLoad) this.load.close();
+  }
+
+  // ---- enqueue and ack, shared by the async and sync faces ------------------------------
+
+  /** Checks the queue is open, samples the load, and builds the stored form of `envelope`. */
+  #admit(envelope: Envelope): QueuedMessage {
+    if (this.#closed) throw new RelayError("closed", "DeliveryQueue: closed");
+    const now = this.#clock.now();
+    this.load.poll(now);
+    return { envelope, enqueuedAt: now, expiresAt: now + this.#ttlMs };
+  }
+
+  #dedupeUntil(message: QueuedMessage, options: EnqueueOptions): number | undefined {
+    return options.remember === false ? undefined : message.enqueuedAt + this.#dedupeWindowMs;
+  }
+
+  #noSyncStore(method: string): never {
+    throw new RelayError(
+      "internal",
+      `DeliveryQueue: ${method} needs a store that answers synchronously (a SyncQueueStore); use the async method`,
+    );
+  }
+
+  /** What follows the store's append: the answer, and on success the entries and first transmissions. */
+  #appended(
+    message: QueuedMessage,
+    devices: readonly DeviceKey[],
+    result: AppendResult,
+    online: ((device: DeviceKey) => boolean) | undefined,
+  ): EnqueueResult {
+    if (!result.ok) {
+      if ("duplicate" in result) return { ok: false, code: "duplicate", record: result.duplicate };
+      this.#stats.refused++;
+      this.emit("refused", message.envelope, result.full);
+      return { ok: false, code: "recipient_queue_full", full: result.full };
+    }
+    for (let i = 0; i < devices.length; i++) {
+      const key = devices[i]!;
+      const state = this.#state(key);
+      const wasOnline = state.online;
+      const isOnline = online ? online(key) : wasOnline;
+      this.#insert(state, message);
+      if (isOnline && !wasOnline) this.#connect(state);
+      else if (!isOnline && wasOnline) this.#disconnect(state);
+      else this.#pump(state, this.#window);
+    }
+    if (this.#blocked.size > 0) this.#release();
+    return ACCEPTED;
+  }
+
+  /** Drops the acked entries held here and refills the device's window; the store is the caller's. */
+  #acked(device: DeviceKey, ids: readonly MessageId[]): number {
+    const state = this.#devices.get(device);
+    if (!state) return 0;
+    let removed = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const e = this.#find(state, id);
+      if (!e) continue;
+      this.#remove(e);
+      removed++;
+      this.#stats.delivered++;
+      if (this.#observed) this.emit("delivered", device, id);
+    }
+    if (removed > 0) this.#afterRemoval(state);
+    return removed;
   }
 
   // ---- per-device state -------------------------------------------------------------
@@ -604,7 +822,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         lanes: [[], [], []],
         sent: [0, 0, 0],
         inflight: 0,
-        byId: new Map(),
+        count: 0,
+        index: undefined,
         nextOrd: 0,
         timer: undefined,
         timerAt: Number.POSITIVE_INFINITY,
@@ -615,9 +834,19 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     return s;
   }
 
+  /** The entry of message `id` held for the device, if any. */
+  #find(state: DeviceState, id: MessageId): Entry | undefined {
+    if (state.index) return state.index.get(id);
+    for (let l = 0; l < 3; l++) {
+      const lane = state.lanes[l]!;
+      for (let i = 0; i < lane.length; i++) if (lane[i]!.envelope.id === id) return lane[i];
+    }
+    return undefined;
+  }
+
   #insert(state: DeviceState, m: QueuedMessage, trackExpiry = true): boolean {
     const env = m.envelope;
-    if (state.byId.has(env.id)) return false;
+    if (state.count > 0 && this.#find(state, env.id)) return false;
     const e: Entry = {
       device: state,
       envelope: env,
@@ -631,20 +860,26 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       inExpiry: trackExpiry,
       done: false,
     };
-    state.byId.set(env.id, e);
     state.lanes[e.lane].push(e);
+    // Once built, the index is kept up to date until the device empties.
+    if (state.index) state.index.set(env.id, e);
+    else if (state.count + 1 > INDEX_ABOVE) {
+      state.index = new Map(entriesOf(state).map((x) => [x.envelope.id, x]));
+    }
+    state.count++;
     this.#depth++;
     if (state.online) this.#onlineEntries++;
     this.#stats.enqueued++;
     if (trackExpiry) this.#pushExpiry(e);
-    this.emit("enqueued", state.key, env);
+    if (this.#observed) this.emit("enqueued", state.key, env);
     return true;
   }
 
   #remove(e: Entry): void {
     const s = e.device;
     e.done = true;
-    s.byId.delete(e.envelope.id);
+    if (--s.count === 0) s.index = undefined;
+    else s.index?.delete(e.envelope.id);
     const lane = s.lanes[e.lane];
     // Acks come mostly in order, so the entry is usually the lane's head.
     if (lane[0] === e) lane.shift();
@@ -669,35 +904,44 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (s.online) this.#onlineEntries--;
   }
 
-  /** After entries left a device: refill its window, or forget an idle offline device. */
+  /**
+   * After entries left a device: refill its window (its own high lane first), hand the freed
+   * backlog to devices waiting for a release, or forget an idle offline device.
+   */
   #afterRemoval(state: DeviceState): void {
-    if (state.byId.size === 0 && !state.online) {
+    if (state.count === 0 && !state.online) {
       this.#clearTimer(state);
       this.#devices.delete(state.key);
       return;
     }
     this.#pump(state, this.#window);
+    this.#release();
     this.#compactExpiry();
   }
 
   #connect(state: DeviceState): void {
     this.#resetInflight(state);
-    if (!state.online) this.#onlineEntries += state.byId.size;
+    if (!state.online) this.#onlineEntries += state.count;
     state.online = true;
     this.#pump(state, Number.POSITIVE_INFINITY);
+    this.#release();
   }
 
   #disconnect(state: DeviceState): void {
-    if (state.online) this.#onlineEntries -= state.byId.size;
+    const was = state.online;
+    if (was) this.#onlineEntries -= state.count;
     state.online = false;
     this.#resetInflight(state);
+    this.#blocked.delete(state);
     for (const e of state.lanes[LOW]) {
       if (e.deferred) {
         e.deferred = false;
         this.#deferredWaiting--;
       }
     }
-    if (state.byId.size === 0) this.#devices.delete(state.key);
+    if (state.count === 0) this.#devices.delete(state.key);
+    // Its entries left the backlog: room for deferred entries of others.
+    if (was) this.#release();
   }
 
   #resetInflight(state: DeviceState): void {
@@ -714,7 +958,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   /**
    * The next entry to transmit: arrival order across lanes (`order: "fifo"`) or high, normal,
-   * low (`"priority"`); always FIFO within a lane. Degraded: high, then normal, low held.
+   * low (`"priority"`); always FIFO within a lane. Degraded: high, then normal; low is left
+   * to the release budget ({@link DeliveryQueue.#pump}).
    */
   #next(state: DeviceState, degraded: boolean): Entry | undefined {
     const h = state.lanes[0][state.sent[0]];
@@ -728,15 +973,25 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     return best;
   }
 
-  /** Transmits what fits in `limit` in-flight slots, in order. Re-entrant calls are absorbed. */
+  /**
+   * Transmits what fits in `limit` in-flight slots, in order. In degraded mode the low lane
+   * goes only as the release budget allows. Re-entrant calls are absorbed.
+   */
   #pump(state: DeviceState, limit: number): void {
     if (!state.online || state.pumping || this.#closed) return;
     state.pumping = true;
-    const degraded = this.load.degraded;
+    const degraded = this.load.degraded || this.#deferredWaiting > 0;
     try {
       while (state.online && state.inflight < limit) {
-        const e = this.#next(state, degraded);
-        if (!e) break;
+        let e = this.#next(state, degraded);
+        if (!e) {
+          // Low lane in degraded mode: only with the budget, and not ahead of devices
+          // already waiting for it (#release hands it to them in turn).
+          if (!degraded || (this.#blocked.size > 0 && !this.#releasing) || !this.#mayRelease())
+            break;
+          e = state.lanes[LOW][state.sent[LOW]];
+          if (!e) break;
+        }
         this.#send(e, false);
       }
     } finally {
@@ -745,8 +1000,37 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (degraded && state.online) this.#noteDeferred(state);
   }
 
-  #pumpAll(): void {
-    for (const s of [...this.#devices.values()]) this.#pump(s, this.#window);
+  /** Whether one more deferred low-lane entry may go out now. */
+  #mayRelease(): boolean {
+    return !this.load.degraded && this.backlog < this.#releaseBacklog;
+  }
+
+  /**
+   * Hands the release budget to the devices waiting for it, oldest first; a device that
+   * still holds deferred entries when the budget runs out waits again at the back.
+   */
+  #release(): void {
+    if (this.#blocked.size === 0 || this.#closed) return;
+    if (this.#releasing) {
+      // A transmit acked synchronously inside a release: the outer loop goes round again.
+      this.#releaseAgain = true;
+      return;
+    }
+    this.#releasing = true;
+    try {
+      do {
+        this.#releaseAgain = false;
+        // At most one pass over the devices waiting now: one that is put back waits its turn.
+        let n = this.#blocked.size;
+        for (const s of this.#blocked) {
+          if (n-- === 0 || !this.#mayRelease()) break;
+          this.#blocked.delete(s);
+          this.#pump(s, this.#window);
+        }
+      } while (this.#releaseAgain && this.#blocked.size > 0 && this.#mayRelease());
+    } finally {
+      this.#releasing = false;
+    }
   }
 
   #send(e: Entry, retry: boolean): void {
@@ -760,15 +1044,17 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       e.deferred = false;
       this.#deferredWaiting--;
     }
-    e.attempts++;
-    e.dueAt = this.#clock.now() + retryDelay(this.#policies[e.lane], e.attempts, this.#random);
+    const attempt = ++e.attempts;
+    const first = attempt === 1 ? this.#firstDelay[e.lane] : undefined;
+    e.dueAt =
+      this.#clock.now() + (first ?? retryDelay(this.#policies[e.lane], attempt, this.#random));
     this.#armDevice(s, e.dueAt);
     this.#stats.transmitted++;
     if (retry) {
       this.#stats.retried++;
       this.emit("retried", s.key, e.envelope, e.attempts);
     }
-    this.emit("transmitted", s.key, e.envelope, e.attempts);
+    if (this.#observed) this.emit("transmitted", s.key, e.envelope, e.attempts);
     try {
       this.#transmit(s.key, e.envelope, e.attempts);
     } catch (err) {
@@ -776,10 +1062,14 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
-  /** Marks the low-lane entries waiting behind degraded mode, once each, and keeps polling load. */
+  /**
+   * Marks the low-lane entries waiting behind degraded mode, once each, queues the device for
+   * the release budget if its window has room, and keeps polling load.
+   */
   #noteDeferred(state: DeviceState): void {
     const lane = state.lanes[LOW];
     const from = state.sent[LOW];
+    if (lane.length > from && state.inflight < this.#window) this.#blocked.add(state);
     let marked = 0;
     for (let i = lane.length - 1; i >= from; i--) {
       const e = lane[i]!;
@@ -881,10 +1171,11 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     if (this.#devices.get(state.key) !== state) return;
     this.#pump(state, this.#window);
+    this.#release();
     let next = Number.POSITIVE_INFINITY;
     for (const e of this.#inflight(state)) if (e.dueAt < next) next = e.dueAt;
     if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
-    if (state.byId.size === 0 && !state.online) this.#devices.delete(state.key);
+    if (state.count === 0 && !state.online) this.#devices.delete(state.key);
   }
 
   #fail(e: Entry, reason: FailReason): void {
@@ -948,7 +1239,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (e.inExpiry) live.push(e);
     }
     for (const s of this.#devices.values()) {
-      for (const e of s.byId.values()) {
+      for (const e of entriesOf(s)) {
         if (!e.inExpiry) {
           e.inExpiry = true;
           live.push(e);
@@ -1065,6 +1356,24 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (err instanceof RelayError) return err;
     return new RelayError("store_unavailable", `DeliveryQueue: store ${op} failed`, { cause: err });
   }
+}
+
+/** A device's entries, lane by lane. */
+function entriesOf(state: DeviceState): Entry[] {
+  return [...state.lanes[0], ...state.lanes[1], ...state.lanes[2]];
+}
+
+/** The recipients without repeats; the same array when it has none (the common case: no copy). */
+function distinct(recipients: readonly DeviceKey[]): readonly DeviceKey[] {
+  const n = recipients.length;
+  if (n < 2) return recipients;
+  if (n > 8) return [...new Set(recipients)];
+  for (let i = 1; i < n; i++) {
+    for (let j = 0; j < i; j++) {
+      if (recipients[i] === recipients[j]) return [...new Set(recipients)];
+    }
+  }
+  return recipients;
 }
 
 /** Errors worth retrying: anything but a RelayError with a definite code. */

@@ -161,10 +161,21 @@ export class LoadSignal extends TypedEmitter<LoadSignalEvents> {
     return this.degraded;
   }
 
-  /** Samples if the sample interval has passed since the last one; returns the state. */
-  poll(): boolean {
-    if (this.#clock.now() - this.#lastSample >= this.#opts.sampleIntervalMs) this.sample();
+  /**
+   * Samples if the sample interval has passed since the last one; returns the state.
+   * @param now the Clock's time, when the caller has just read it @default clock.now()
+   */
+  poll(now = this.#clock.now()): boolean {
+    if (now - this.#lastSample >= this.#opts.sampleIntervalMs) this.sample();
     return this.degraded;
+  }
+
+  /**
+   * The queue depth below which a degraded signal calls load normal again
+   * (`depthThreshold × recoverRatio`).
+   */
+  get normalDepth(): number {
+    return this.#opts.depthThreshold * this.#opts.recoverRatio;
   }
 
   /** How often sampling happens, in ms. */

@@ -78,6 +78,45 @@ export interface QueueStore {
   getSent(sender: UserId, clientId: ClientMessageId, now: number): Promise<SentRecord | undefined>;
 }
 
+/**
+ * A {@link QueueStore} that can also answer in-process, before returning (the memory store).
+ * The delivery queue then offers a synchronous fast path (`DeliveryQueue.sync`) that
+ * costs no promise per call. Each method is its async namesake, answered at once.
+ * @remarks A store doing I/O (Redis) does not implement it: the async methods stay the contract.
+ */
+export interface SyncQueueStore extends QueueStore {
+  /** {@link QueueStore.append}, answered before returning. */
+  appendSync(
+    message: QueuedMessage,
+    recipients: readonly DeviceKey[],
+    maxPerDevice: number,
+    dedupeUntil?: number,
+  ): AppendResult;
+  /** {@link QueueStore.remove}, answered before returning. */
+  removeSync(device: DeviceKey, ids: readonly MessageId[]): number;
+  /** {@link QueueStore.putSent}, answered before returning. */
+  putSentSync(
+    sender: UserId,
+    clientId: ClientMessageId,
+    record: SentRecord,
+    expiresAt: number,
+    now: number,
+  ): SentRecord;
+  /** {@link QueueStore.getSent}, answered before returning. */
+  getSentSync(sender: UserId, clientId: ClientMessageId, now: number): SentRecord | undefined;
+}
+
+/** Whether `store` also answers synchronously (it has every {@link SyncQueueStore} method). */
+export function isSyncQueueStore(store: QueueStore): store is SyncQueueStore {
+  const s = store as Partial<SyncQueueStore>;
+  return (
+    typeof s.appendSync === "function" &&
+    typeof s.removeSync === "function" &&
+    typeof s.putSentSync === "function" &&
+    typeof s.getSentSync === "function"
+  );
+}
+
 /** The sent record of an envelope: what a retried send with its client id is answered with. */
 export function sentRecordOf(envelope: Envelope): SentRecord {
   return {
@@ -96,13 +135,38 @@ interface SentSlot {
 }
 
 /**
- * The in-memory {@link QueueStore}: one process, nothing survives it.
- * @remarks Entries of a device sit in an insertion-ordered Map, so append, remove and count
- * are O(1). Dedupe records are swept lazily, oldest first.
+ * One device's entries in append order: an array while it is small, a Map once it grows.
+ * Most devices hold one or two entries that come and go: a scan finds them at once, where a
+ * Map that keeps filling and emptying pays a rehash each time it empties.
  */
-export class MemoryQueueStore implements QueueStore {
-  readonly #byDevice = new Map<DeviceKey, Map<MessageId, QueuedMessage>>();
-  /** How many device maps are empty (kept for reuse). */
+type Slots = QueuedMessage[] | Map<MessageId, QueuedMessage>;
+
+/** A device's entries become a Map above this many. */
+const SLOTS_MAP_ABOVE = 16;
+
+/** The answer to the common append (one new entry), shared: results are read-only. */
+const ADDED_ONE: AppendResult = Object.freeze({ ok: true, added: 1 });
+
+function sizeOf(slots: Slots): number {
+  return Array.isArray(slots) ? slots.length : slots.size;
+}
+
+function holds(slots: Slots, id: MessageId): boolean {
+  if (!Array.isArray(slots)) return slots.has(id);
+  for (let i = 0; i < slots.length; i++) if (slots[i]!.envelope.id === id) return true;
+  return false;
+}
+
+/**
+ * The in-memory {@link QueueStore}: one process, nothing survives it.
+ * @remarks Entries of a device sit in an array while few (acks come in order, so removal
+ * takes the head) and in an insertion-ordered Map once many, so append, remove and count
+ * stay O(1). Dedupe records are swept lazily, oldest first. It answers synchronously too
+ * ({@link SyncQueueStore}), which gives the delivery queue its promise-free fast path.
+ */
+export class MemoryQueueStore implements SyncQueueStore {
+  readonly #byDevice = new Map<DeviceKey, Slots>();
+  /** How many devices have no entries (their slots kept for reuse). */
   #empty = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
   /** Every slot in insertion order, for the sweep. */
@@ -126,18 +190,55 @@ export class MemoryQueueStore implements QueueStore {
     maxPerDevice: number,
     dedupeUntil?: number,
   ): AppendResult {
-    const id = message.envelope.id;
+    const env = message.envelope;
+    const id = env.id;
+    /** A live record of this very message: it stays (the first write wins). */
+    let remembered = false;
     if (dedupeUntil !== undefined) {
-      const env = message.envelope;
       const slot = this.#sent.get(env.from)?.get(env.clientId);
-      if (slot && slot.expiresAt > message.enqueuedAt && slot.record.messageId !== id) {
-        return { ok: false, duplicate: slot.record };
+      if (slot && slot.expiresAt > message.enqueuedAt) {
+        if (slot.record.messageId !== id) return { ok: false, duplicate: slot.record };
+        remembered = true;
       }
     }
+    const added =
+      recipients.length === 1
+        ? this.#appendOne(message, recipients[0]!, maxPerDevice)
+        : this.#appendAll(message, recipients, maxPerDevice);
+    if (typeof added !== "number") return added;
+    if (dedupeUntil !== undefined && !remembered) {
+      this.#remember(env.from, env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
+    }
+    return added === 1 ? ADDED_ONE : { ok: true, added };
+  }
+
+  /** The common append: one recipient device (one lookup, no lists). */
+  #appendOne(message: QueuedMessage, d: DeviceKey, maxPerDevice: number): number | AppendResult {
+    const slots = this.#byDevice.get(d);
+    if (!slots) {
+      if (maxPerDevice < 1) return { ok: false, full: [d] };
+      this.#byDevice.set(d, [message]);
+      return 1;
+    }
+    const size = sizeOf(slots);
+    if (size > 0 && holds(slots, message.envelope.id)) return 0;
+    if (size + 1 > maxPerDevice) return { ok: false, full: [d] };
+    if (size === 0) this.#empty--;
+    this.#add(d, slots, message);
+    return 1;
+  }
+
+  #appendAll(
+    message: QueuedMessage,
+    recipients: readonly DeviceKey[],
+    maxPerDevice: number,
+  ): number | AppendResult {
+    const id = message.envelope.id;
     let full: DeviceKey[] | undefined;
-    for (const d of recipients) {
-      const m = this.#byDevice.get(d);
-      const size = m ? (m.has(id) ? 0 : m.size + 1) : 1;
+    for (let i = 0; i < recipients.length; i++) {
+      const d = recipients[i]!;
+      const slots = this.#byDevice.get(d);
+      const size = slots ? (holds(slots, id) ? 0 : sizeOf(slots) + 1) : 1;
       if (size > maxPerDevice) {
         full ??= [];
         full.push(d);
@@ -145,41 +246,53 @@ export class MemoryQueueStore implements QueueStore {
     }
     if (full) return { ok: false, full };
     let added = 0;
-    for (const d of recipients) {
-      let m = this.#byDevice.get(d);
-      if (!m) {
-        m = new Map();
-        this.#byDevice.set(d, m);
-      } else if (m.size === 0) {
-        this.#empty--;
+    for (let i = 0; i < recipients.length; i++) {
+      const d = recipients[i]!;
+      const slots = this.#byDevice.get(d);
+      if (!slots) {
+        this.#byDevice.set(d, [message]);
+      } else {
+        const size = sizeOf(slots);
+        if (size > 0 && holds(slots, id)) continue;
+        if (size === 0) this.#empty--;
+        this.#add(d, slots, message);
       }
-      if (m.has(id)) continue;
-      m.set(id, message);
       added++;
     }
-    if (dedupeUntil !== undefined) {
-      const env = message.envelope;
-      this.putSentSync(env.from, env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
+    return added;
+  }
+
+  /** Appends to a device's entries, which become a Map when they outgrow an array. */
+  #add(d: DeviceKey, slots: Slots, message: QueuedMessage): void {
+    if (!Array.isArray(slots)) {
+      slots.set(message.envelope.id, message);
+      return;
     }
-    return { ok: true, added };
+    slots.push(message);
+    if (slots.length > SLOTS_MAP_ABOVE) {
+      this.#byDevice.set(d, new Map(slots.map((m) => [m.envelope.id, m])));
+    }
   }
 
   #dropEmpty(): void {
-    for (const [d, m] of this.#byDevice) if (m.size === 0) this.#byDevice.delete(d);
+    for (const [d, slots] of this.#byDevice) if (sizeOf(slots) === 0) this.#byDevice.delete(d);
     this.#empty = 0;
   }
 
   async list(device: DeviceKey): Promise<readonly QueuedMessage[]> {
-    return [...(this.#byDevice.get(device)?.values() ?? [])];
+    const slots = this.#byDevice.get(device);
+    if (!slots) return [];
+    return Array.isArray(slots) ? slots.slice() : [...slots.values()];
   }
 
   async count(device: DeviceKey): Promise<number> {
-    return this.#byDevice.get(device)?.size ?? 0;
+    const slots = this.#byDevice.get(device);
+    return slots ? sizeOf(slots) : 0;
   }
 
   async devices(): Promise<readonly DeviceKey[]> {
     const out: DeviceKey[] = [];
-    for (const [d, m] of this.#byDevice) if (m.size > 0) out.push(d);
+    for (const [d, slots] of this.#byDevice) if (sizeOf(slots) > 0) out.push(d);
     return out;
   }
 
@@ -189,11 +302,32 @@ export class MemoryQueueStore implements QueueStore {
 
   /** Synchronous {@link remove}. */
   removeSync(device: DeviceKey, ids: readonly MessageId[]): number {
-    const m = this.#byDevice.get(device);
-    if (!m) return 0;
+    const slots = this.#byDevice.get(device);
+    if (!slots || sizeOf(slots) === 0) return 0;
     let n = 0;
-    for (const id of ids) if (m.delete(id)) n++;
-    if (n > 0 && m.size === 0) {
+    if (Array.isArray(slots)) {
+      for (let k = 0; k < ids.length; k++) {
+        const id = ids[k]!;
+        // Acks come mostly in order: the head.
+        if (slots[0]?.envelope.id === id) {
+          slots.shift();
+          n++;
+          continue;
+        }
+        for (let i = 1; i < slots.length; i++) {
+          if (slots[i]!.envelope.id === id) {
+            slots.splice(i, 1);
+            n++;
+            break;
+          }
+        }
+      }
+    } else {
+      for (let k = 0; k < ids.length; k++) if (slots.delete(ids[k]!)) n++;
+      // Drained: back to a (reused) array.
+      if (slots.size === 0) this.#byDevice.set(device, []);
+    }
+    if (n > 0 && sizeOf(slots) === 0) {
       // Kept for reuse (an online device empties and refills constantly); swept in bulk.
       this.#empty++;
       if (this.#empty > 1024 && this.#empty * 2 > this.#byDevice.size) this.#dropEmpty();
@@ -221,6 +355,18 @@ export class MemoryQueueStore implements QueueStore {
   ): SentRecord {
     const live = this.#sent.get(sender)?.get(clientId);
     if (live && live.expiresAt > now) return live.record;
+    this.#remember(sender, clientId, record, expiresAt, now);
+    return record;
+  }
+
+  /** Keeps `record` for (sender, client id): the caller found no live record there. */
+  #remember(
+    sender: UserId,
+    clientId: ClientMessageId,
+    record: SentRecord,
+    expiresAt: number,
+    now: number,
+  ): void {
     this.#sweep(now);
     let bySender = this.#sent.get(sender);
     if (!bySender) {
@@ -230,7 +376,6 @@ export class MemoryQueueStore implements QueueStore {
     const slot: SentSlot = { sender, clientId, record, expiresAt };
     bySender.set(clientId, slot);
     this.#sentOrder.push(slot);
-    return record;
   }
 
   async getSent(
@@ -238,6 +383,11 @@ export class MemoryQueueStore implements QueueStore {
     clientId: ClientMessageId,
     now: number,
   ): Promise<SentRecord | undefined> {
+    return this.getSentSync(sender, clientId, now);
+  }
+
+  /** Synchronous {@link getSent}. */
+  getSentSync(sender: UserId, clientId: ClientMessageId, now: number): SentRecord | undefined {
     const slot = this.#sent.get(sender)?.get(clientId);
     return slot && slot.expiresAt > now ? slot.record : undefined;
   }
@@ -245,7 +395,7 @@ export class MemoryQueueStore implements QueueStore {
   /** How many entries are stored, over all devices. */
   get size(): number {
     let n = 0;
-    for (const m of this.#byDevice.values()) n += m.size;
+    for (const slots of this.#byDevice.values()) n += sizeOf(slots);
     return n;
   }
 

@@ -74,15 +74,18 @@ const configArb = fc.record({
   window: fc.integer({ min: 1, max: 4 }),
   retries: fc.integer({ min: 0, max: 3 }),
   ttlMs: fc.constantFrom(5_000, 30_000, 1_000_000),
-  maxPerDevice: fc.integer({ min: 1, max: 6 }),
+  // Up to 12: past the id index threshold (8), so the indexed path is exercised too.
+  maxPerDevice: fc.integer({ min: 1, max: 12 }),
   seed: fc.integer(),
   /** Every third transmission is acked synchronously from inside transmit (an in-process router). */
   syncAck: fc.boolean(),
   order: fc.constantFrom("fifo" as const, "priority" as const),
+  /** The release budget after degraded mode; 0 leaves the default (the signal's normal depth). */
+  releaseBacklog: fc.constantFrom(0, 1, 2, 3),
 });
 
 describe("DeliveryQueue property", () => {
-  it("every accepted entry ends acked or failed exactly once; first transmissions are FIFO per lane", async () => {
+  it("every accepted entry ends acked or failed exactly once; first transmissions are FIFO per lane, and per device outside degraded mode", async () => {
     await fc.assert(
       fc.asyncProperty(configArb, fc.array(opArb, { maxLength: 60 }), async (cfg, ops) => {
         const clock = new ManualClock();
@@ -97,6 +100,8 @@ describe("DeliveryQueue property", () => {
         const firstTx = new Map<DeviceKey, string[]>();
         const txSeen = new Set<string>();
         const outstanding = new Map<DeviceKey, MessageId[]>();
+        /** Per device: arrival index of accepted entries never transmitted and without an outcome. */
+        const untransmitted = new Map<DeviceKey, Map<string, number>>();
         const problems: string[] = [];
         let transmissions = 0;
 
@@ -108,6 +113,7 @@ describe("DeliveryQueue property", () => {
           storeRetry: false,
           window: cfg.window,
           order: cfg.order,
+          ...(cfg.releaseBacklog > 0 ? { releaseBacklog: cfg.releaseBacklog } : {}),
           ttlMs: cfg.ttlMs,
           maxPerDevice: cfg.maxPerDevice,
           retry: { retries: cfg.retries, minTimeout: 1000, factor: 2, randomize: true },
@@ -118,6 +124,17 @@ describe("DeliveryQueue property", () => {
             if (!accepted.has(key)) problems.push(`transmit of unaccepted ${key}`);
             if (!txSeen.has(key)) {
               txSeen.add(key);
+              const waiting = untransmitted.get(device);
+              waiting?.delete(env.id);
+              // "fifo" outside degraded mode: nothing that arrived earlier for this device is
+              // still waiting for its first transmission.
+              if (cfg.order === "fifo" && !q.degraded && waiting) {
+                const mine = arrival.get(env.id)!;
+                for (const [id, at] of waiting) {
+                  if (at < mine)
+                    problems.push(`${key} went before earlier ${id} outside degraded mode`);
+                }
+              }
               firstTx.get(device)?.push(env.id) ?? firstTx.set(device, [env.id]);
             }
             const out = outstanding.get(device) ?? [];
@@ -132,12 +149,14 @@ describe("DeliveryQueue property", () => {
               problems.push(`attempts exhausted while offline ${key}`);
             }
             outcome.set(key, `failed:${reason}`);
+            untransmitted.get(device)?.delete(env.id);
           },
         });
         q.on("delivered", (device, id) => {
           const key = `${id}|${device}`;
           if (outcome.has(key)) problems.push(`second outcome ${key}: acked`);
           outcome.set(key, "acked");
+          untransmitted.get(device)?.delete(id);
         });
 
         let n = 0;
@@ -150,7 +169,11 @@ describe("DeliveryQueue property", () => {
               arrival.set(env.id, n);
               laneOf.set(env.id, op.lane);
               // Transmission starts inside enqueue, so count the entries accepted until refused.
-              for (const d of recipients) accepted.add(`${env.id}|${d}`);
+              for (const d of recipients) {
+                accepted.add(`${env.id}|${d}`);
+                const waiting = untransmitted.get(d) ?? new Map<string, number>();
+                untransmitted.set(d, waiting.set(env.id, n));
+              }
               // Either the router says who is online, or the queue relies on connect/disconnect.
               const r = await q.enqueue(
                 env,
@@ -160,6 +183,7 @@ describe("DeliveryQueue property", () => {
               if (!r.ok) {
                 for (const d of recipients) {
                   accepted.delete(`${env.id}|${d}`);
+                  untransmitted.get(d)?.delete(env.id);
                   refused.add(`${env.id}|${d}`);
                 }
               }
@@ -174,7 +198,11 @@ describe("DeliveryQueue property", () => {
                 : (outstanding.get(d) ?? []);
               if (pool.length === 0) break;
               const id = pool[op.pick % pool.length]!;
+              const key = `${id}|${d}`;
+              const held = accepted.has(key) && !outcome.has(key);
               await q.ack(d, [id]);
+              // An ack of an entry the queue holds always takes it.
+              if (held && outcome.get(key) !== "acked") problems.push(`ack of ${key} missed`);
               break;
             }
             case "connect":

@@ -20,7 +20,7 @@ import {
   resolveRetryPolicy,
   retryDelay,
 } from "../../src/queue/index.js";
-import { dev, envelope } from "./helpers.js";
+import { asyncStore, dev, envelope } from "./helpers.js";
 
 const phone = dev("phone");
 const laptop = dev("laptop");
@@ -209,6 +209,111 @@ describe("DeliveryQueue: FIFO per device", () => {
     expect(order).toEqual(["m1", "m2", "m3", "m4"]);
     expect(q.depth).toBe(0);
     expect(env.clock.pending).toBeLessThanOrEqual(2); // lazy timers: one device, one expiry
+  });
+});
+
+describe("DeliveryQueue: many entries per device", () => {
+  it("acks find entries in any order, also after the device's id index came and went", async () => {
+    // More than 8 entries give the device an id index; it must follow every later change.
+    const { q, ids } = setup({ window: 100 });
+    const lanes = ["high", "normal", "low"] as const;
+    for (let n = 1; n <= 12; n++)
+      await q.enqueue(envelope(n, lanes[n % 3]), [phone], { online: off });
+    expect(q.pending(phone)).toBe(12);
+    expect(await q.ack(phone, [5, 1, 12, 7].map(mid))).toBe(4);
+    expect(await q.ack(phone, [mid(7)])).toBe(0);
+    for (let n = 13; n <= 15; n++) await q.enqueue(envelope(n, "normal"), [phone], { online: off });
+    // Down to 8, then new entries again: each is found by its ack.
+    expect(await q.ack(phone, [2, 3, 4, 6, 8, 9, 10].map(mid))).toBe(7);
+    await q.enqueue(envelope(16), [phone], { online: off });
+    expect(await q.ack(phone, [mid(16), mid(14)])).toBe(2);
+    expect(q.pending(phone)).toBe(3);
+    q.deviceConnected(phone);
+    expect(ids()).toEqual(["m11", "m13", "m15"]);
+    expect(await q.ack(phone, [11, 13, 15].map(mid))).toBe(3);
+    expect(q.depth).toBe(0);
+    // Empty again: a fresh start, scanned without an index.
+    await q.enqueue(envelope(17), [phone]);
+    expect(await q.ack(phone, [mid(17)])).toBe(1);
+    expect(q.stats.delivered).toBe(17);
+  });
+});
+
+describe("DeliveryQueue: the synchronous face", () => {
+  it("is offered over the memory store, not over a shared or an async store", () => {
+    const transmit = () => {};
+    const mem = new DeliveryQueue({ transmit, store: new MemoryQueueStore() });
+    expect(mem.sync).toBe(mem);
+    expect(new DeliveryQueue({ transmit }).sync).toBeDefined();
+    const shared = new DeliveryQueue({
+      transmit,
+      store: new MemoryQueueStore(),
+      sharedStore: true,
+    });
+    expect(shared.sync).toBeUndefined();
+    const asyncOnly = new DeliveryQueue({ transmit, store: asyncStore(new MemoryQueueStore()) });
+    expect(asyncOnly.sync).toBeUndefined();
+    for (const call of [
+      () => asyncOnly.enqueueSync(envelope(1), [phone]),
+      () => asyncOnly.ackSync(phone, [mid(1)]),
+      () => asyncOnly.checkDuplicateSync(userId("alice"), envelope(1).clientId),
+    ]) {
+      expect(call).toThrow(expect.objectContaining({ code: "internal" }));
+    }
+    for (const q of [mem, shared, asyncOnly]) q.close();
+  });
+
+  it("answers before returning, with the same results as the async methods", async () => {
+    const { q, store, ids } = setup({ maxPerDevice: 2 });
+    const sync = q.sync!;
+    expect(sync.enqueueSync(envelope(1), [phone, laptop, phone], { online: on })).toEqual({
+      ok: true,
+    });
+    expect(ids()).toEqual(["m1", "m1"]);
+    expect(await store.count(phone)).toBe(1);
+    expect(sync.checkDuplicateSync(userId("alice"), envelope(1).clientId)).toEqual({
+      messageId: mid(1),
+      conversation: envelope(1).conversation,
+      seq: 1,
+      ts: 0,
+    });
+    // The same client id with another message: the original record, nothing stored.
+    const again = { ...envelope(2), clientId: envelope(1).clientId };
+    expect(sync.enqueueSync(again, [phone])).toEqual({
+      ok: false,
+      code: "duplicate",
+      record: await q.checkDuplicate(userId("alice"), envelope(1).clientId),
+    });
+    sync.enqueueSync(envelope(3), [phone]);
+    expect(sync.enqueueSync(envelope(4), [phone])).toEqual({
+      ok: false,
+      code: "recipient_queue_full",
+      full: [phone],
+    });
+    expect(q.stats.refused).toBe(1);
+    expect(sync.ackSync(phone, [mid(1), mid(3), mid(9)])).toBe(2);
+    expect(await store.count(phone)).toBe(0);
+    expect(sync.ackSync(laptop, [])).toBe(0);
+    expect(await store.count(laptop)).toBe(1);
+    q.close();
+    expect(() => sync.enqueueSync(envelope(5), [phone])).toThrow(
+      expect.objectContaining({ code: "closed" }),
+    );
+  });
+
+  it("reports a throwing store as a store error, without retrying in real time", () => {
+    const store = new MemoryQueueStore();
+    store.appendSync = () => {
+      throw new Error("boom");
+    };
+    const { q } = setup({ store, storeRetry: { retries: 3 } });
+    const errors: string[] = [];
+    q.on("storeError", (_e, op) => errors.push(op));
+    expect(() => q.sync!.enqueueSync(envelope(1), [phone])).toThrow(
+      expect.objectContaining({ code: "store_unavailable" }),
+    );
+    expect(errors).toEqual(["append"]);
+    expect(q.depth).toBe(0);
   });
 });
 
@@ -463,6 +568,93 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(clock.pending).toBe(0);
   });
 
+  it("after degraded mode, deferred low entries go out one per freed slot of releaseBacklog, in turn; FIFO resumes once all are out", async () => {
+    const tablet = dev("tablet");
+    const { q, load, ids } = setup({ window: 1, releaseBacklog: 2 });
+    load.setDegraded(true);
+    await q.enqueue(envelope(1, "low"), [phone], { online: on });
+    await q.enqueue(envelope(2, "low"), [laptop], { online: on });
+    await q.enqueue(envelope(3, "low"), [tablet], { online: on });
+    await q.enqueue(envelope(4, "high"), [phone]);
+    expect(ids()).toEqual(["m4"]);
+    load.setDegraded(false);
+    // Backlog 1 (m4): one release fits. The phone's window is taken, so the laptop's goes.
+    expect(ids()).toEqual(["m4", "m2"]);
+    expect(q.degraded).toBe(true);
+    expect(q.backlog).toBe(2);
+    // Still degraded: a high entry overtakes the deferred low one at the same device.
+    await q.enqueue(envelope(5, "high"), [tablet]);
+    expect(ids()).toEqual(["m4", "m2", "m5"]);
+    // The phone's slot frees, but the budget is spent: it waits its turn.
+    await q.ack(phone, [mid(4)]);
+    expect(ids()).toEqual(["m4", "m2", "m5"]);
+    await q.ack(laptop, [mid(2)]);
+    expect(ids()).toEqual(["m4", "m2", "m5", "m1"]);
+    await q.ack(tablet, [mid(5)]);
+    expect(ids()).toEqual(["m4", "m2", "m5", "m1", "m3"]);
+    expect(q.degraded).toBe(false);
+    expect(q.stats.deferred).toBe(3);
+    // Normal mode again: plain arrival order across lanes.
+    await q.enqueue(envelope(6, "low"), [phone]);
+    await q.enqueue(envelope(7, "high"), [phone]);
+    await q.ack(phone, [mid(1)]);
+    expect(ids(phone)).toEqual(["m4", "m1", "m6"]);
+    await q.ack(phone, [mid(6)]);
+    expect(ids(phone)).toEqual(["m4", "m1", "m6", "m7"]);
+    await q.ack(phone, [mid(7)]);
+    await q.ack(tablet, [mid(3)]);
+    expect(q.depth).toBe(0);
+    expect(q.stats.deferred).toBe(3);
+  });
+
+  it("degraded mode lasts until every deferred entry is out: new low entries queue behind them", async () => {
+    const { q, load, ids } = setup({ window: 1, releaseBacklog: 1 });
+    load.setDegraded(true);
+    await q.enqueue(envelope(1, "low"), [phone], { online: on });
+    await q.enqueue(envelope(2, "low"), [laptop], { online: on });
+    load.setDegraded(false);
+    expect(ids()).toEqual(["m1"]);
+    // A low entry for the phone arrives while the laptop's m2 still waits: it waits too,
+    // and behind m2 even once the phone's window frees.
+    await q.enqueue(envelope(3, "low"), [phone]);
+    await q.ack(phone, [mid(1)]);
+    expect(ids()).toEqual(["m1", "m2"]);
+    expect(q.degraded).toBe(true);
+    await q.ack(laptop, [mid(2)]);
+    expect(ids()).toEqual(["m1", "m2", "m3"]);
+    expect(q.degraded).toBe(false);
+    expect(q.stats.deferred).toBe(3);
+  });
+
+  it("releaseBacklog defaults to the load signal's normal depth; a disconnect frees its share", async () => {
+    const clock = new ManualClock();
+    let q!: DeliveryQueue;
+    const load = new LoadSignal({
+      clock,
+      histogram: false,
+      depth: () => q.backlog,
+      depthThreshold: 4,
+      recoverRatio: 0.5,
+    });
+    const sent: string[] = [];
+    q = new DeliveryQueue({ clock, load, window: 1, transmit: (_d, e) => sent.push(e.id) });
+    const devices = [0, 1, 2, 3, 4, 5].map((i) => dev(`d${i}`));
+    load.setDegraded(true);
+    for (const [i, d] of devices.entries()) {
+      await q.enqueue(envelope(i + 1, "low"), [d], { online: on });
+    }
+    expect(sent).toEqual([]);
+    load.setDegraded(undefined); // measured: normal, so release up to backlog 2 (4 x 0.5)
+    expect(sent).toEqual(["m1", "m2"]);
+    await q.ack(devices[0]!, [mid(1)]);
+    expect(sent).toEqual(["m1", "m2", "m3"]);
+    q.deviceDisconnected(devices[1]!); // m2 leaves the backlog
+    expect(sent).toEqual(["m1", "m2", "m3", "m4"]);
+    expect(load.degraded).toBe(false);
+    expect(q.degraded).toBe(true);
+    q.close();
+  });
+
   it("shouldShed sheds only volatile frames, only when degraded", () => {
     const { q, load } = setup();
     expect(q.shouldShed(true)).toBe(false);
@@ -547,6 +739,7 @@ describe("DeliveryQueue: options and events", () => {
       [{ ttlMs: -1 }, /ttlMs/],
       [{ retry: { retries: -1 } }, /retry\.retries/],
       [{ lanes: { high: { retry: { factor: -2 } } } }, /lanes\.high\.retry\.factor/],
+      [{ releaseBacklog: 0 }, /releaseBacklog/],
     ];
     for (const [o, msg] of bad) {
       expect(() => new DeliveryQueue({ transmit, ...o })).toThrow(msg);
@@ -554,6 +747,29 @@ describe("DeliveryQueue: options and events", () => {
     expect(() => new DeliveryQueue({} as DeliveryQueueOptions)).toThrow(
       expect.objectContaining({ code: "invalid_option", path: "transmit" }),
     );
+  });
+
+  it("emits the per-entry events to listeners however they were added, and only while they listen", async () => {
+    const { q } = setup();
+    const heard: string[] = [];
+    const onDelivered = (_d: DeviceKey, id: MessageId) => heard.push(`delivered ${id}`);
+    await q.enqueue(envelope(1), [phone], { online: on }); // nobody listens yet
+    q.addListener("enqueued", (_d, e) => heard.push(`enqueued ${e.id}`));
+    await q.enqueue(envelope(2), [phone]);
+    q.removeAllListeners("enqueued");
+    q.once("transmitted", (_d, e) => heard.push(`transmitted ${e.id}`));
+    await q.enqueue(envelope(3), [phone]);
+    await q.enqueue(envelope(4), [phone]);
+    q.on("delivered", onDelivered);
+    await q.ack(phone, [mid(1), mid(2)]);
+    q.off("delivered", onDelivered);
+    await q.ack(phone, [mid(3)]);
+    q.on("delivered", onDelivered);
+    q.on("delivered", onDelivered);
+    q.removeListener("delivered", onDelivered, undefined, false);
+    await q.ack(phone, [mid(4)]);
+    expect(heard).toEqual(["enqueued m2", "transmitted m3", "delivered m1", "delivered m2"]);
+    expect(q.listenerCount("delivered")).toBe(0);
   });
 
   it("emits events and keeps counts for metrics", async () => {

@@ -21,6 +21,11 @@ function setup(extra: { depthThreshold?: number } = {}) {
 }
 
 describe("LoadSignal", () => {
+  it("normalDepth is the depth threshold times the recover ratio", () => {
+    expect(setup({ depthThreshold: 300 }).signal.normalDepth).toBe(150);
+    expect(new LoadSignal({ histogram: false }).normalDepth).toBe(800_000);
+  });
+
   it("enables the histogram it is given", () => {
     const { h } = setup();
     expect(h.enabled).toBe(true);

@@ -1,9 +1,82 @@
-import { describe, it } from "vitest";
-import { MemoryQueueStore } from "../../src/queue/index.js";
+import { describe, expect, it } from "vitest";
+import { type MessageId, messageId, userId } from "../../src/core/index.js";
+import {
+  isSyncQueueStore,
+  MemoryQueueStore,
+  type QueuedMessage,
+  sentRecordOf,
+} from "../../src/queue/index.js";
 import { queueStoreConformance } from "../../src/testing/conformance/queue-store.js";
+import { asyncStore, dev, envelope } from "./helpers.js";
 
 describe("MemoryQueueStore", () => {
   for (const c of queueStoreConformance({ create: async () => new MemoryQueueStore() })) {
     it(c.name, c.run);
   }
+});
+
+const msg = (n: number): QueuedMessage => ({
+  envelope: envelope(n),
+  enqueuedAt: 0,
+  expiresAt: 1e9,
+});
+const ids = (list: readonly QueuedMessage[]) => list.map((m) => m.envelope.id);
+const mid = (n: number): MessageId => messageId(`m${n}`);
+
+describe("MemoryQueueStore: a device with many entries", () => {
+  it("keeps order, idempotency, the cap and removal by id as it grows past an array and drains back", async () => {
+    const s = new MemoryQueueStore();
+    const phone = dev("phone");
+    for (let n = 1; n <= 40; n++)
+      expect(s.appendSync(msg(n), [phone], 40)).toEqual({ ok: true, added: 1 });
+    expect(s.appendSync(msg(7), [phone], 40)).toEqual({ ok: true, added: 0 });
+    expect(s.appendSync(msg(41), [phone], 40)).toEqual({ ok: false, full: [phone] });
+    expect(await s.count(phone)).toBe(40);
+    expect(s.removeSync(phone, [mid(40), mid(3), mid(99), mid(3)])).toBe(2);
+    const rest = [...Array(39).keys()].map((i) => mid(i + 1)).filter((id) => id !== mid(3));
+    expect(ids(await s.list(phone))).toEqual(rest);
+    expect(s.removeSync(phone, [...rest].reverse())).toBe(38);
+    expect(await s.count(phone)).toBe(0);
+    expect(await s.devices()).toEqual([]);
+    // Small again: the same behaviour.
+    for (const n of [50, 51, 52]) s.appendSync(msg(n), [phone], 10);
+    expect(s.appendSync(msg(51), [phone], 1)).toEqual({ ok: true, added: 0 });
+    expect(s.removeSync(phone, [mid(51)])).toBe(1);
+    expect(ids(await s.list(phone))).toEqual([mid(50), mid(52)]);
+    expect(s.size).toBe(2);
+  });
+
+  it("appends to several devices at once, all or nothing", async () => {
+    const s = new MemoryQueueStore();
+    const [a, b] = [dev("a"), dev("b")];
+    for (let n = 1; n <= 20; n++) s.appendSync(msg(n), [a], 100);
+    expect(s.appendSync(msg(21), [a, b], 20)).toEqual({ ok: false, full: [a] });
+    expect(await s.count(b)).toBe(0);
+    expect(s.appendSync(msg(21), [a, b], 21)).toEqual({ ok: true, added: 2 });
+    expect(s.appendSync(msg(21), [a, b], 21)).toEqual({ ok: true, added: 0 });
+    expect(ids(await s.list(b))).toEqual([mid(21)]);
+    expect((await s.list(a)).length).toBe(21);
+  });
+});
+
+describe("MemoryQueueStore: synchronous methods", () => {
+  it("is a SyncQueueStore; a store with only the async methods is not", () => {
+    const s = new MemoryQueueStore();
+    expect(isSyncQueueStore(s)).toBe(true);
+    expect(isSyncQueueStore(asyncStore(s))).toBe(false);
+  });
+
+  it("getSentSync and putSentSync answer as getSent and putSent do", async () => {
+    const s = new MemoryQueueStore();
+    const alice = userId("alice");
+    const { clientId } = envelope(1);
+    const first = sentRecordOf(envelope(1));
+    expect(s.getSentSync(alice, clientId, 0)).toBeUndefined();
+    expect(s.putSentSync(alice, clientId, first, 100, 0)).toBe(first);
+    expect(s.putSentSync(alice, clientId, sentRecordOf(envelope(2)), 100, 50)).toBe(first);
+    expect(s.getSentSync(alice, clientId, 99)).toBe(first);
+    expect(await s.getSent(alice, clientId, 99)).toBe(first);
+    expect(s.getSentSync(alice, clientId, 100)).toBeUndefined();
+    expect(await s.getSent(alice, clientId, 100)).toBeUndefined();
+  });
 });
