@@ -758,6 +758,10 @@ export class Simulation {
           deviceDisconnected: (d) => q.deviceDisconnected(d),
           checkDuplicate: (u, c) => q.checkDuplicate(u, c),
           close: () => {},
+          // The in-process fast path, while this node lives (a dead node starts nothing new).
+          get sync() {
+            return alive() ? q.sync : undefined;
+          },
         };
       };
     } else if (typeof mode === "function") {
