@@ -94,7 +94,8 @@ export interface DeliveryQueueOptions {
   readonly maxPerDevice?: number;
   /**
    * Most unacked transmissions in flight per connected device. `1` gives strict FIFO at the
-   * device even over a lossy link; a reconnect flush sends everything regardless. @default 16
+   * device even over a lossy link. A reconnect sends this many at once, the rest as acks
+   * come. @default 16
    */
   readonly window?: number;
   /**
@@ -535,8 +536,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
-   * A device (re)connected: everything unacked for it is transmitted at once, in FIFO order
-   * (low lane held back while degraded), then backoff resumes from each entry's attempt count.
+   * A device (re)connected: its unacked entries go out at once, in FIFO order, as many as the
+   * window holds (low lane held back while degraded), the rest as it acks; backoff resumes
+   * from each entry's attempt count.
    */
   deviceConnected(device: DeviceKey): void | Promise<void> {
     if (!this.#shared) {
@@ -923,7 +925,11 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#resetInflight(state);
     if (!state.online) this.#onlineEntries += state.count;
     state.online = true;
-    this.#pump(state, Number.POSITIVE_INFINITY);
+    // At once, in order, as much as the window allows; acks bring the rest (MQTT resends its
+    // in-flight messages on reconnect the same way, bounded by Receive Maximum). A burst of
+    // the whole backlog would overtake itself when one packet of it is lost, and could trip
+    // the gateway's slow-consumer limit on every reconnect.
+    this.#pump(state, this.#window);
     this.#release();
   }
 

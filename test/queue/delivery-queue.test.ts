@@ -318,7 +318,7 @@ describe("DeliveryQueue: the synchronous face", () => {
 });
 
 describe("DeliveryQueue: connect and disconnect", () => {
-  it("an offline device gets everything at once, in order, on reconnect; then backoff resumes", async () => {
+  it("an offline device gets its backlog on reconnect: a window's worth at once, in order, the rest as it acks; then backoff resumes", async () => {
     const { clock, q, sent } = setup({ window: 2, retry: { retries: 5 } });
     for (const [n, p] of [
       [1, "normal"],
@@ -332,35 +332,40 @@ describe("DeliveryQueue: connect and disconnect", () => {
     clock.advance(5000);
     expect(sent).toEqual([]);
     q.deviceConnected(phone);
-    expect(sent.map((s) => `${s.id}#${s.attempt}@${s.t}`)).toEqual([
-      "m1#1@5000",
-      "m2#1@5000",
-      "m3#1@5000",
-      "m4#1@5000",
-      "m5#1@5000",
-    ]);
-    await q.ack(phone, [mid(3)]);
+    const log = () => sent.map((s) => `${s.id}#${s.attempt}@${s.t}`);
+    expect(log()).toEqual(["m1#1@5000", "m2#1@5000"]);
+    await q.ack(phone, [mid(1)]);
+    await q.ack(phone, [mid(2)]);
+    expect(log().slice(2)).toEqual(["m3#1@5000", "m4#1@5000"]);
     clock.advance(1000);
-    expect(sent.slice(5).map((s) => `${s.id}#${s.attempt}`)).toEqual([
-      "m1#2",
-      "m2#2",
-      "m4#2",
-      "m5#2",
-    ]);
+    expect(log().slice(4)).toEqual(["m3#2@6000", "m4#2@6000"]);
     q.deviceDisconnected(phone);
     clock.advance(1_000_000);
-    expect(sent).toHaveLength(9); // retries pause while offline
+    expect(sent).toHaveLength(6); // retries pause while offline
     q.deviceConnected(phone);
-    expect(sent.slice(9).map((s) => `${s.id}#${s.attempt}`)).toEqual([
-      "m1#3",
-      "m2#3",
-      "m4#3",
-      "m5#3",
-    ]);
-    clock.advance(3999);
-    expect(sent).toHaveLength(13);
-    clock.advance(1); // the backoff resumes at attempt 3: 4000 ms
-    expect(sent).toHaveLength(17);
+    const back = 1_006_000;
+    // At once on reconnect, attempt counts carried on; m5 waits for room in the window.
+    expect(log().slice(6)).toEqual([`m3#3@${back}`, `m4#3@${back}`]);
+    await q.ack(phone, [mid(3)]);
+    expect(log().slice(8)).toEqual([`m5#1@${back}`]);
+    clock.advance(1000);
+    expect(log().slice(9)).toEqual([`m5#2@${back + 1000}`]);
+    clock.advance(2999);
+    expect(log().slice(10)).toEqual([`m5#3@${back + 3000}`]);
+    clock.advance(1); // m4's backoff resumed at attempt 3: 4000 ms
+    expect(log().slice(11)).toEqual([`m4#4@${back + 4000}`]);
+  });
+
+  it("a reconnect flush never lets a later entry overtake a lost earlier one (window 1)", async () => {
+    const { clock, q, sent } = setup({ window: 1, retry: { retries: 5 } });
+    for (let n = 1; n <= 4; n++) await q.enqueue(envelope(n), [phone], { online: off });
+    q.deviceConnected(phone);
+    // The link loses m1's transmission: nothing behind it goes out until m1 is acked.
+    expect(sent.map((s) => s.id)).toEqual(["m1"]);
+    clock.advance(1000);
+    expect(sent.map((s) => s.id)).toEqual(["m1", "m1"]);
+    for (let n = 1; n <= 4; n++) await q.ack(phone, [mid(n)]);
+    expect(sent.map((s) => s.id)).toEqual(["m1", "m1", "m2", "m3", "m4"]);
   });
 
   it("the online predicate of enqueue connects and disconnects devices", async () => {
@@ -369,7 +374,7 @@ describe("DeliveryQueue: connect and disconnect", () => {
     expect(q.isOnline(phone)).toBe(false);
     await q.enqueue(envelope(2), [phone], { online: on });
     expect(q.isOnline(phone)).toBe(true);
-    expect(ids()).toEqual(["m1", "m2"]); // the connect flushed m1 first
+    expect(ids()).toEqual(["m1", "m2"]); // the connect sent m1 first
     await q.enqueue(envelope(3), [phone]);
     expect(ids()).toEqual(["m1", "m2", "m3"]);
     await q.enqueue(envelope(4), [phone], { online: off });
