@@ -1,4 +1,5 @@
 import type { ConversationId, DeviceKey, MessageId } from "../core/ids.js";
+import type { MaybePromise } from "../core/maybe.js";
 import type { Envelope } from "../core/types.js";
 
 /**
@@ -13,24 +14,25 @@ export type Retention =
 /**
  * Accepted messages, by id and by conversation.
  * @remarks It is not the delivery queue: what still has to reach a device lives in the
- * Outbox. This store answers "who sent message m" and "what came before seq n".
+ * Outbox. This store answers "who sent message m" and "what came before seq n". A method
+ * may answer at once (in memory) or with a promise.
  */
 export interface MessageStore {
   /** Stores an accepted message and the devices it is addressed to. */
-  put(envelope: Envelope, recipients: readonly DeviceKey[]): Promise<void>;
+  put(envelope: Envelope, recipients: readonly DeviceKey[]): MaybePromise<void>;
   /** A stored message, if it is still kept. */
-  get(id: MessageId): Promise<Envelope | undefined>;
+  get(id: MessageId): MaybePromise<Envelope | undefined>;
   /** Many at once, in the order asked (missing ones omitted). */
-  getMany(ids: readonly MessageId[]): Promise<readonly Envelope[]>;
+  getMany(ids: readonly MessageId[]): MaybePromise<readonly Envelope[]>;
   /** Records that a device has the message; in relay mode the last one drops it. */
-  delivered(id: MessageId, device: DeviceKey): Promise<void>;
+  delivered(id: MessageId, device: DeviceKey): MaybePromise<void>;
   /** Up to `limit` messages of a conversation before `beforeSeq` (newest last). */
   history(
     conversation: ConversationId,
     opts: { beforeSeq?: number; limit: number },
-  ): Promise<readonly Envelope[]>;
+  ): MaybePromise<readonly Envelope[]>;
   /** Drops history older than the retention allows; returns how many it dropped. */
-  purge(now: number): Promise<number>;
+  purge(now: number): MaybePromise<number>;
 }
 
 interface Stored {
@@ -38,7 +40,7 @@ interface Stored {
   pending: Set<DeviceKey>;
 }
 
-/** The in-memory {@link MessageStore}. */
+/** The in-memory {@link MessageStore}: it answers at once. */
 export class MemoryMessageStore implements MessageStore {
   readonly #byId = new Map<MessageId, Stored>();
   readonly #byConversation = new Map<ConversationId, Envelope[]>();
@@ -49,7 +51,7 @@ export class MemoryMessageStore implements MessageStore {
     this.#retention = retention;
   }
 
-  async put(envelope: Envelope, recipients: readonly DeviceKey[]): Promise<void> {
+  put(envelope: Envelope, recipients: readonly DeviceKey[]): void {
     this.putSync(envelope, recipients);
   }
 
@@ -68,7 +70,7 @@ export class MemoryMessageStore implements MessageStore {
     }
   }
 
-  async get(id: MessageId): Promise<Envelope | undefined> {
+  get(id: MessageId): Envelope | undefined {
     return this.getSync(id);
   }
 
@@ -77,7 +79,7 @@ export class MemoryMessageStore implements MessageStore {
     return this.#byId.get(id)?.envelope;
   }
 
-  async getMany(ids: readonly MessageId[]): Promise<readonly Envelope[]> {
+  getMany(ids: readonly MessageId[]): readonly Envelope[] {
     const out: Envelope[] = [];
     for (const id of ids) {
       const s = this.#byId.get(id);
@@ -86,7 +88,7 @@ export class MemoryMessageStore implements MessageStore {
     return out;
   }
 
-  async delivered(id: MessageId, device: DeviceKey): Promise<void> {
+  delivered(id: MessageId, device: DeviceKey): void {
     this.deliveredSync(id, device);
   }
 
@@ -98,17 +100,17 @@ export class MemoryMessageStore implements MessageStore {
     if (s.pending.size === 0 && this.#retention.mode === "relay") this.#byId.delete(id);
   }
 
-  async history(
+  history(
     conversation: ConversationId,
     opts: { beforeSeq?: number; limit: number },
-  ): Promise<readonly Envelope[]> {
+  ): readonly Envelope[] {
     const list = this.#byConversation.get(conversation) ?? [];
     const before = opts.beforeSeq ?? Number.POSITIVE_INFINITY;
     const upTo = list.filter((e) => e.seq < before);
     return upTo.slice(Math.max(0, upTo.length - opts.limit));
   }
 
-  async purge(now: number): Promise<number> {
+  purge(now: number): number {
     if (this.#retention.mode !== "history") return 0;
     const cutoff = now - this.#retention.historyMs;
     let dropped = 0;
