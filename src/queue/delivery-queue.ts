@@ -590,11 +590,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   /**
    * This queue, when every call of the outbox can be answered synchronously: its store is a
-   * {@link SyncQueueStore} (the memory store) and not shared. The router then calls
+   * {@link SyncQueueStore} (the memory store, shared by in-process nodes or not; the shared
+   * store's extra work happens on retries and connects, which stay async). The router then calls
    * {@link enqueueSync}, {@link ackSync} and {@link checkDuplicateSync} and skips the promises.
    */
   get sync(): DeliveryQueue | undefined {
-    return this.#syncStore !== undefined && !this.#shared ? this : undefined;
+    return this.#syncStore !== undefined ? this : undefined;
   }
 
   /**

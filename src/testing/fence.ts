@@ -6,7 +6,8 @@ const NEVER: Promise<never> = new Promise<never>(() => {});
 /**
  * A view of a shared store (or any object) for one process: while `alive()` is true every
  * method call goes through; once the process has died every call returns a promise that
- * never settles, so nothing a dead node had in flight can still change shared state.
+ * never settles (a `...Sync` method throws instead), so nothing a dead node had in flight
+ * can still change shared state.
  * @remarks Non-function properties are read through unchanged.
  */
 export function fence<T extends object>(target: T, alive: () => boolean): T {
@@ -18,7 +19,13 @@ export function fence<T extends object>(target: T, alive: () => boolean): T {
       let w = wrappers.get(key);
       if (w === undefined) {
         const f = v as (...args: unknown[]) => unknown;
-        w = (...args: unknown[]) => (alive() ? f.apply(t, args) : NEVER);
+        // A synchronous method cannot answer with a promise: a dead process's call throws.
+        const sync = typeof key === "string" && key.endsWith("Sync");
+        w = (...args: unknown[]) => {
+          if (alive()) return f.apply(t, args);
+          if (sync) throw new Error(`${String(key)}: the process is dead`);
+          return NEVER;
+        };
         wrappers.set(key, w);
       }
       return w;
