@@ -940,12 +940,6 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.online = false;
     this.#resetInflight(state);
     this.#blocked.delete(state);
-    for (const e of state.lanes[LOW]) {
-      if (e.deferred) {
-        e.deferred = false;
-        this.#deferredWaiting--;
-      }
-    }
     if (state.count === 0) this.#devices.delete(state.key);
     // Its entries left the backlog: room for deferred entries of others.
     if (was) this.#release();
@@ -959,6 +953,18 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       state.sent[l] = 0;
     }
     state.inflight = 0;
+    // The low lane's unsent suffix is marked deferred from its end; entries that were in
+    // flight are unsent again, so unmark it and let the next pump mark the whole suffix.
+    this.#undefer(state);
+  }
+
+  #undefer(state: DeviceState): void {
+    for (const e of state.lanes[LOW]) {
+      if (e.deferred) {
+        e.deferred = false;
+        this.#deferredWaiting--;
+      }
+    }
   }
 
   // ---- transmission -------------------------------------------------------------------

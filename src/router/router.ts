@@ -16,7 +16,7 @@ import {
   splitDeviceKey,
   type UserId,
 } from "../core/ids.js";
-import { drive, isPromiseLike, type MaybePromise, type Steps } from "../core/maybe.js";
+import { andThen, drive, isPromiseLike, type MaybePromise, type Steps } from "../core/maybe.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type {
@@ -194,12 +194,10 @@ export class Router extends TypedEmitter<RouterEvents> {
     string,
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: Timer }
   >();
-  #transmits: {
-    device: DeviceKey;
-    envelope: Envelope;
-    /** Known at once for the first transmission of a message being accepted. */
-    sessions: readonly Session[] | undefined;
-  }[] = [];
+  #transmits: Transmit[] = [];
+  /** Batches waiting for (or sending after) a directory lookup, in order. */
+  #lookupChain: Promise<void> = Promise.resolve();
+  #lookups = 0;
   #flushScheduled = false;
   #unsubscribe: (() => Promise<void>) | undefined;
   #started: Promise<void> | undefined;
@@ -520,11 +518,13 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.#routes.delete(envelope.id);
     }
     if (!result.ok) return result;
-    // The first transmissions go out now, with the sessions just looked up.
-    this.#flushTransmits();
     // History keeps what was accepted only (a refused or duplicate send never enters it).
     if (this.messages) yield this.messages.put(envelope, recipients);
     yield this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
+    // The first transmissions go out now (tracked first, so even an ack that comes back at
+    // once finds the message), with the sessions just looked up. When a step above had to
+    // wait, the flush scheduled by the transmit has already sent them.
+    this.#flushTransmits();
     if (this.listenerCount("accepted") > 0) this.emit("accepted", envelope, recipients);
     return { ok: true };
   }
@@ -810,44 +810,57 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /**
-   * Sends every pending transmit, one packet per (node, message): those that know their
-   * sessions at once, the others (retries, reconnect flushes) after one directory lookup.
+   * Sends every pending transmit, one packet per (node, message), in the order they came.
+   * A batch whose transmits all know their sessions goes out now; one with retries or
+   * reconnect sends (no route) waits for one directory lookup, and every later batch waits
+   * behind it, so a device's transmissions never overtake each other.
    */
   #flushTransmits(): void {
     this.#flushScheduled = false;
     const batch = this.#transmits;
     if (batch.length === 0) return;
     this.#transmits = [];
+    if (this.#lookups === 0 && batch.every((t) => t.sessions !== undefined)) {
+      this.#sendBatch(batch, undefined);
+      return;
+    }
+    this.#lookups++;
+    const run = () => {
+      const users = new Set<UserId>();
+      for (const t of batch)
+        if (t.sessions === undefined) users.add(splitDeviceKey(t.device).userId);
+      if (users.size === 0) return this.#sendBatch(batch, undefined);
+      return andThen(this.directory.lookupMany([...users]), (sessions) =>
+        this.#sendBatch(batch, sessions),
+      );
+    };
+    // `then` turns a port that throws at once into a rejection: reported, never thrown.
+    this.#lookupChain = this.#lookupChain
+      .then(run)
+      .catch((cause: unknown) => this.#transmitFailed(cause))
+      .finally(() => {
+        this.#lookups--;
+      });
+  }
+
+  /** Groups a batch per message (sessions known, or found in `sessions`) and sends it. */
+  #sendBatch(
+    batch: readonly Transmit[],
+    sessions: ReadonlyMap<UserId, readonly Session[]> | undefined,
+  ): void {
     const perMessage = new Map<Envelope, Session[]>();
-    const rest: { device: DeviceKey; envelope: Envelope }[] = [];
     for (const t of batch) {
-      if (t.sessions === undefined) {
-        rest.push(t);
-      } else if (t.sessions.length > 0) {
-        const known = perMessage.get(t.envelope);
-        if (known) known.push(...t.sessions);
-        else perMessage.set(t.envelope, [...t.sessions]);
+      let found: readonly Session[] = t.sessions ?? NO_SESSIONS;
+      if (t.sessions === undefined && sessions) {
+        const { userId: u, deviceId: d } = splitDeviceKey(t.device);
+        found = (sessions.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
       }
+      if (found.length === 0) continue;
+      const known = perMessage.get(t.envelope);
+      if (known) known.push(...found);
+      else perMessage.set(t.envelope, [...found]);
     }
     this.#sendMessages(perMessage);
-    if (rest.length === 0) return;
-    const users = new Set<UserId>();
-    for (const t of rest) users.add(splitDeviceKey(t.device).userId);
-    Promise.resolve(this.directory.lookupMany([...users]))
-      .then((sessions) => {
-        const found = new Map<Envelope, Session[]>();
-        for (const { device, envelope } of rest) {
-          const { userId: u, deviceId: d } = splitDeviceKey(device);
-          for (const s of sessions.get(u) ?? NO_SESSIONS) {
-            if (s.deviceId !== d) continue;
-            const list = found.get(envelope);
-            if (list) list.push(s);
-            else found.set(envelope, [s]);
-          }
-        }
-        this.#sendMessages(found);
-      })
-      .catch((cause: unknown) => this.#transmitFailed(cause));
   }
 
   #sendMessages(perMessage: ReadonlyMap<Envelope, readonly Session[]>): void {
@@ -916,6 +929,14 @@ export class Router extends TypedEmitter<RouterEvents> {
 }
 
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+
+/** One pending transmission of the outbox. */
+interface Transmit {
+  readonly device: DeviceKey;
+  readonly envelope: Envelope;
+  /** Known at once for the first transmission of a message being accepted. */
+  readonly sessions: readonly Session[] | undefined;
+}
 
 /** The devices of `users` (their device lists, aligned), but the sending device. */
 function recipientKeys(

@@ -833,3 +833,44 @@ describe("DeliveryQueue: options and events", () => {
     await expect(q.enqueue(envelope(2), [phone])).rejects.toMatchObject({ code: "closed" });
   });
 });
+
+describe("DeliveryQueue: reconnect while degraded", () => {
+  it("a second connect of an online device while degraded does not stall its low lane", async () => {
+    const clock = new ManualClock();
+    const load = new LoadSignal({ clock, histogram: false });
+    const sent: string[] = [];
+    const phone = dev("phone");
+    const q = new DeliveryQueue({
+      clock,
+      load,
+      random: seededRandom(1),
+      storeRetry: false,
+      window: 4,
+      releaseBacklog: 2,
+      transmit: (_d, e) => sent.push(e.id),
+    });
+    await q.enqueue(envelope(1, "low"), [phone], { online: on });
+    await q.enqueue(envelope(2, "low"), [phone], { online: on });
+    expect(sent).toEqual(["m1", "m2"]); // in flight
+    load.setDegraded(true);
+    await q.enqueue(envelope(3, "low"), [phone], { online: on });
+    await q.enqueue(envelope(4, "low"), [phone], { online: on });
+    expect(sent).toEqual(["m1", "m2"]); // m3, m4 deferred
+    // A second session of the same device registers before the old one closes (the router
+    // calls deviceConnected again): in-flight entries are reset and must be resent.
+    q.deviceConnected(phone);
+    load.setDegraded(false);
+    // Let any amount of time pass: retries, rechecks...
+    // The device acks what reaches its new session (the old one lost m1, m2); let time pass (retries, rechecks).
+    for (let i = 0; i < 20; i++) {
+      clock.advance(60_000);
+      await q.ack(
+        phone,
+        [...new Set(sent.slice(2))].map((id) => id as never),
+      );
+    }
+    // Expected: m1..m4 all (re)transmitted after the reconnect, and degraded mode over.
+    expect([...new Set(sent.slice(2))].sort()).toEqual(["m1", "m2", "m3", "m4"]);
+    expect(q.degraded).toBe(false);
+  });
+});
