@@ -1,8 +1,9 @@
 /**
  * `npm run bench [-- <filter>] [--json]`: runs every `bench/*.bench.ts` whose suite name
  * (file stem) or figure names match the filter. Prints a table, or one JSON object per
- * figure per line with `--json`.
+ * figure per line with `--json`. When several suites run, each runs in its own process.
  */
+import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,9 +22,37 @@ const matches = (suite: string) =>
   filters.length === 0 || filters.some((f) => suite.includes(f) || f.startsWith(`${suite}.`));
 
 const figures: Figure[] = [];
-for (const file of files) {
-  const suite = file.replace(/\.bench\.ts$/, "");
-  if (!matches(suite)) continue;
+/** Set in a child: run only this suite (see below). */
+const only = args.find((a) => a.startsWith("--suite="))?.slice("--suite=".length);
+const suites = files
+  .map((f) => f.replace(/\.bench\.ts$/, ""))
+  .filter((s) => (only === undefined ? matches(s) : s === only));
+
+// Each suite runs in a fresh process when several do: a suite that builds a million-user
+// heap would otherwise slow the ones after it (GC), and figures would depend on file order.
+if (only === undefined && suites.length > 1) {
+  for (const suite of suites) {
+    if (!json) console.error(`# ${suite}`);
+    const child = spawnSync(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), ...args, `--suite=${suite}`, "--json"],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 },
+    );
+    if (child.status !== 0) {
+      console.error(`bench: suite ${suite} failed (exit ${child.status})`);
+      process.exitCode = 1;
+    }
+    for (const line of child.stdout.split("\n")) {
+      if (!line.startsWith("{")) continue;
+      const figure = JSON.parse(line) as Figure;
+      figures.push(figure);
+      if (json) console.log(line);
+    }
+  }
+}
+
+for (const suite of only === undefined && suites.length > 1 ? [] : suites) {
+  const file = `${suite}.bench.ts`;
   const mod = (await import(pathToFileURL(join(here, file)).href)) as {
     default: (ctx: BenchContext) => Promise<void>;
   };
