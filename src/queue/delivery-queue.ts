@@ -60,8 +60,11 @@ export type EnqueueResult =
 
 /** Per-call options of {@link DeliveryQueue.enqueue}. */
 export interface EnqueueOptions {
-  /** Whether a recipient device is connected now; unset keeps what the queue was told. */
-  readonly online?: (device: DeviceKey) => boolean;
+  /**
+   * Whether a recipient device is connected now; unset, or `undefined` for a device, keeps
+   * what the queue was told. Called during the enqueue only.
+   */
+  readonly online?: (device: DeviceKey) => boolean | undefined;
   /** Records the sent receipt for dedupe (sender, client id). @default true */
   readonly remember?: boolean;
 }
@@ -774,7 +777,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     message: QueuedMessage,
     devices: readonly DeviceKey[],
     result: AppendResult,
-    online: ((device: DeviceKey) => boolean) | undefined,
+    online: EnqueueOptions["online"],
   ): EnqueueResult {
     if (!result.ok) {
       if ("duplicate" in result) return { ok: false, code: "duplicate", record: result.duplicate };
@@ -786,7 +789,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       const key = devices[i]!;
       const state = this.#state(key);
       const wasOnline = state.online;
-      const isOnline = online ? online(key) : wasOnline;
+      const isOnline = online ? (online(key) ?? wasOnline) : wasOnline;
       this.#insert(state, message);
       if (isOnline && !wasOnline) this.#connect(state);
       else if (!isOnline && wasOnline) this.#disconnect(state);

@@ -274,6 +274,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     );
     this.#deviceOps.set(key, tail);
     void tail.then(() => {
+      // Sends whose directory snapshot is older than this change must not apply it.
+      if (this.#snapshots > 0) this.#changed.set(key, ++this.#epoch);
       if (this.#deviceOps.get(key) === tail) this.#deviceOps.delete(key);
     });
     return next;
@@ -458,14 +460,19 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** Whether a device is in a route: one function per router for the common one-route case. */
   #onlineIn(route: ReadonlyMap<DeviceKey, unknown>): (device: DeviceKey) => boolean {
     if (this.#routes.size === 1) {
-      this.#route = route;
+      this.#current = route;
       return this.#isRouted;
     }
     return (d) => route.has(d);
   }
 
-  #route: ReadonlyMap<DeviceKey, unknown> = new Map();
-  readonly #isRouted = (d: DeviceKey): boolean => this.#route.has(d);
+  #current: ReadonlyMap<DeviceKey, unknown> = new Map();
+  readonly #isRouted = (d: DeviceKey): boolean => this.#current.has(d);
+  /** Sends between their directory lookup and their enqueue. */
+  #snapshots = 0;
+  /** Devices whose connect or disconnect finished while a send was in that window, and when. */
+  readonly #changed = new Map<DeviceKey, number>();
+  #epoch = 0;
 
   /** Every linked device of `users`, but the sending device: the frozen recipient set. */
   #recipientDevices(
@@ -491,6 +498,28 @@ export class Router extends TypedEmitter<RouterEvents> {
     | { ok: false; code: "recipient_queue_full" }
     | { ok: false; code: "duplicate"; record: SentRecord }
   > {
+    // From the lookup to the enqueue the snapshot may go stale (a remote directory answers
+    // late): a device this node connected or disconnected meanwhile keeps the queue's state.
+    const since = this.#epoch;
+    this.#snapshots++;
+    try {
+      return yield* this.#route(envelope, users, recipients, policy, since);
+    } finally {
+      if (--this.#snapshots === 0) this.#changed.clear();
+    }
+  }
+
+  *#route(
+    envelope: Envelope,
+    users: readonly UserId[],
+    recipients: readonly DeviceKey[],
+    policy: GroupReceiptPolicy | undefined,
+    since: number,
+  ): Steps<
+    | { ok: true }
+    | { ok: false; code: "recipient_queue_full" }
+    | { ok: false; code: "duplicate"; record: SentRecord }
+  > {
     const sessions = (yield this.directory.lookupMany(users)) as ReadonlyMap<
       UserId,
       readonly Session[]
@@ -507,7 +536,13 @@ export class Router extends TypedEmitter<RouterEvents> {
       }
     }
     this.#routes.set(envelope.id, route);
-    const online = this.#onlineIn(route);
+    const online =
+      this.#deviceOps.size === 0 && this.#changed.size === 0
+        ? this.#onlineIn(route)
+        : (d: DeviceKey) =>
+            this.#deviceOps.has(d) || (this.#changed.get(d) ?? -1) > since
+              ? undefined
+              : route.has(d);
     const sync = this.outbox.sync;
     let result: EnqueueResult;
     try {
