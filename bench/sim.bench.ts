@@ -3,8 +3,12 @@
  * world with faults on (bus drop, duplicate and reorder; client links that break and
  * reconnect). Every message goes client -> gateway -> router -> queue -> bus -> gateway ->
  * client and is acked back, under the virtual clock.
+ *
+ * Extra fields: `codec_floor_ops_per_s`, the JSON encoding, decoding and validation alone that
+ * one simulated message needs, timed right after the run; `of_floor` = figure / floor.
  */
 import { monotonicNow } from "../src/core/index.js";
+import { FrameParser } from "../src/protocol/index.js";
 import { createSimulation, scheduleTraffic } from "../src/testing/index.js";
 import type { BenchContext } from "./harness.js";
 
@@ -33,6 +37,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const delivered = sim.clients.reduce((n, c) => n + c.received.length, 0);
   const violations = sim.check().length;
+  const floor = codecFloor(MESSAGES);
   ctx.report({
     bench: "sim.throughput",
     ops_per_s: MESSAGES / seconds,
@@ -47,5 +52,53 @@ export default async function run(ctx: BenchContext): Promise<void> {
     quiet: quiet ? 1 : 0,
     violations,
     bus_dropped: sim.bus.stats.dropped,
+    // The JSON and validation work alone that every simulated message needs, timed in this
+    // process right after the run: an upper bound for this figure on this machine.
+    codec_floor_ops_per_s: floor,
+    of_floor: MESSAGES / seconds / floor,
   });
+}
+
+/**
+ * Messages per second of the codec work a simulated message cannot avoid, and no more: the
+ * client encodes its `send`, the gateway parses and validates it, the server encodes the
+ * message and the `sent` receipt, the clients decode both, the server encodes the delivered
+ * and read ticks and the sender decodes them (the clients' batched ack frames left out).
+ */
+function codecFloor(count: number): number {
+  const parser = new FrameParser();
+  const tick = (status: string, i: number) => ({
+    type: "receipt",
+    status,
+    ids: [`n1.1.${i}`],
+    ts: 1_700_000_000_000,
+  });
+  let sink = 0;
+  const t0 = monotonicNow();
+  for (let i = 0; i < count; i++) {
+    const send = JSON.stringify({ type: "send", id: `c${i}`, to: { user: "u1" }, text: `m${i}` });
+    if (parser.parseClient(send).ok) sink++;
+    const out = [
+      JSON.stringify({
+        type: "message",
+        id: `n1.1.${i}`,
+        clientId: `c${i}`,
+        from: "u0",
+        fromDevice: "d1",
+        to: { user: "u1" },
+        conversation: "dm:u0:u1",
+        seq: i + 1,
+        ts: 1_700_000_000_000,
+        text: `m${i}`,
+        priority: "high",
+      }),
+      JSON.stringify({ type: "receipt", status: "sent", clientId: `c${i}`, id: `n1.1.${i}` }),
+      JSON.stringify(tick("delivered", i)),
+      JSON.stringify(tick("read", i)),
+    ];
+    for (const f of out) sink += (JSON.parse(f) as { type: string }).type.length;
+  }
+  const seconds = (monotonicNow() - t0) / 1000;
+  if (sink === 0) throw new Error("sim.throughput: the codec floor did nothing");
+  return count / seconds;
 }
