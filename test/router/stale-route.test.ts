@@ -1,5 +1,4 @@
 import { expect, it } from "vitest";
-import { ManualClock } from "../../src/core/clock.js";
 import {
   type DeviceId,
   deviceKey,
@@ -7,12 +6,10 @@ import {
   type SessionId,
   type UserId,
 } from "../../src/core/ids.js";
-import { sequentialIds } from "../../src/core/random.js";
 import type { Session } from "../../src/core/types.js";
-import { type Connection, Gateway } from "../../src/gateway/index.js";
 import type { DeliveryQueue } from "../../src/queue/index.js";
-import { MemorySessionDirectory, Router, type SessionDirectory } from "../../src/router/index.js";
-import { FakeTransport } from "../support/fake-transport.js";
+import { MemorySessionDirectory, type SessionDirectory } from "../../src/router/index.js";
+import { oneNode } from "../support/world.js";
 
 /** lookupMany answers late (a remote directory): the snapshot is taken when asked. */
 class SlowDirectory implements SessionDirectory {
@@ -42,53 +39,17 @@ class SlowDirectory implements SessionDirectory {
   }
 }
 
-it("a device that connects while a send's lookup is in flight still gets the message", async () => {
-  const clock = new ManualClock(1_000_000);
+/**
+ * A node whose directory lookups wait at a gate, and a send from alice to bob caught in one;
+ * `bobFirst` connects bob before the send.
+ */
+async function sendCaughtInLookup(bobFirst = false) {
   const directory = new SlowDirectory();
-  const router = new Router({ clock, ids: sequentialIds(), directory });
-  const gw = new Gateway<{ user: string }>({
-    router,
-    clock,
-    ids: sequentialIds("g"),
-    authenticate: (c) => ({ userId: c.user, deviceId: "d1" }),
-  });
-  await router.linkDevice("bob" as UserId, "d1" as DeviceId);
-  const a = (await gw.open(new FakeTransport(), { user: "alice" })) as Connection;
-  let release!: () => void;
-  directory.gate = new Promise((r) => (release = r));
-  const asked = new Promise<void>((r) => (directory.called = r));
-  const sending = gw.receive(
-    a,
-    JSON.stringify({ type: "send", id: "c1", to: { user: "bob" }, text: "hi" }),
-  );
-  await asked;
-  directory.called = undefined;
-  // bob connects while alice's lookup is in flight
-  const bt = new FakeTransport();
-  await gw.open(bt, { user: "bob" });
-  directory.gate = undefined;
-  release();
-  await sending;
-  for (let i = 0; i < 50; i++) {
-    clock.advance(60_000);
-    await Promise.resolve();
-  }
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-  expect(bt.ofType("message").map((m) => m.text)).toContain("hi");
-});
-
-it("a device that disconnects while a send's lookup is in flight stays offline in the queue", async () => {
-  const clock = new ManualClock(1_000_000);
-  const directory = new SlowDirectory();
-  const router = new Router({ clock, ids: sequentialIds(), directory });
-  const gw = new Gateway<{ user: string }>({
-    router,
-    clock,
-    ids: sequentialIds("g"),
-    authenticate: (c) => ({ userId: c.user, deviceId: "d1" }),
-  });
-  const a = (await gw.open(new FakeTransport(), { user: "alice" })) as Connection;
-  const bob = (await gw.open(new FakeTransport(), { user: "bob" })) as Connection;
+  const node = oneNode({ directory });
+  const alice = await node.connect("alice");
+  // bob's device is known before the send either way (linked, or connected).
+  await node.router.linkDevice("bob" as UserId, "d1" as DeviceId);
+  const bob = bobFirst ? await node.connect("bob") : undefined;
   let release!: () => void;
   directory.gate = new Promise((r) => {
     release = r;
@@ -96,20 +57,39 @@ it("a device that disconnects while a send's lookup is in flight stays offline i
   const asked = new Promise<void>((r) => {
     directory.called = r;
   });
-  const sending = gw.receive(
-    a,
+  const sending = node.gateway.receive(
+    alice.conn,
     JSON.stringify({ type: "send", id: "c1", to: { user: "bob" }, text: "hi" }),
   );
   await asked;
   directory.called = undefined;
+  const finish = async () => {
+    directory.gate = undefined;
+    release();
+    await sending;
+  };
+  return { ...node, bob, finish };
+}
+
+it("a device that connects while a send's lookup is in flight still gets the message", async () => {
+  const { clock, connect, finish } = await sendCaughtInLookup();
+  const bob = await connect("bob");
+  await finish();
+  for (let i = 0; i < 50; i++) {
+    clock.advance(60_000);
+    await Promise.resolve();
+  }
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  expect(bob.transport.ofType("message").map((m) => m.text)).toContain("hi");
+});
+
+it("a device that disconnects while a send's lookup is in flight stays offline in the queue", async () => {
+  const { router, clock, gateway, bob, finish } = await sendCaughtInLookup(true);
   // bob goes away while alice's lookup (which still sees him) is in flight
-  await gw.closed(bob);
-  directory.gate = undefined;
-  release();
-  await sending;
+  await gateway.closed(bob!.conn);
+  await finish();
   const queue = router.outbox as DeliveryQueue;
-  const key = deviceKey("bob" as UserId, "d1" as DeviceId);
-  expect(queue.isOnline(key)).toBe(false);
+  expect(queue.isOnline(deviceKey("bob" as UserId, "d1" as DeviceId))).toBe(false);
   // Offline: its entry waits for him instead of burning its attempts.
   clock.advance(3_600_000);
   expect(queue.stats.failed).toBe(0);
