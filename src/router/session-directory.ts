@@ -16,9 +16,7 @@ export interface SessionDirectory {
   /** Every live session of a user, oldest first. */
   lookup(userId: UserId): MaybePromise<readonly Session[]>;
   /** Sessions of many users at once (group fan-out), keyed by user. */
-  lookupMany(
-    userIds: readonly UserId[],
-  ): MaybePromise<ReadonlyMap<UserId, readonly Session[]>>;
+  lookupMany(userIds: readonly UserId[]): MaybePromise<ReadonlyMap<UserId, readonly Session[]>>;
   /** Every session owned by a node. */
   sessionsOf(nodeId: NodeId): MaybePromise<readonly Session[]>;
   /** Drops every session owned by a node that stopped heartbeating; returns what it dropped. */
