@@ -194,6 +194,14 @@ export class Router extends TypedEmitter<RouterEvents> {
     string,
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: Timer }
   >();
+  /** The route of the one message being enqueued, and the online predicate reading it. */
+  #current: ReadonlyMap<DeviceKey, unknown> = new Map();
+  readonly #isRouted = (d: DeviceKey): boolean => this.#current.has(d);
+  /** Sends between their directory lookup and their enqueue. */
+  #snapshots = 0;
+  /** Devices whose connect or disconnect finished while a send was in that window, and when. */
+  readonly #changed = new Map<DeviceKey, number>();
+  #epoch = 0;
   #transmits: Transmit[] = [];
   /** Batches waiting for (or sending after) a directory lookup, in order. */
   #lookupChain: Promise<void> = Promise.resolve();
@@ -466,14 +474,6 @@ export class Router extends TypedEmitter<RouterEvents> {
     return (d) => route.has(d);
   }
 
-  #current: ReadonlyMap<DeviceKey, unknown> = new Map();
-  readonly #isRouted = (d: DeviceKey): boolean => this.#current.has(d);
-  /** Sends between their directory lookup and their enqueue. */
-  #snapshots = 0;
-  /** Devices whose connect or disconnect finished while a send was in that window, and when. */
-  readonly #changed = new Map<DeviceKey, number>();
-  #epoch = 0;
-
   /** Every linked device of `users`, but the sending device: the frozen recipient set. */
   #recipientDevices(
     users: readonly UserId[],
@@ -503,13 +503,14 @@ export class Router extends TypedEmitter<RouterEvents> {
     const since = this.#epoch;
     this.#snapshots++;
     try {
-      return yield* this.#route(envelope, users, recipients, policy, since);
+      return yield* this.#queueRouted(envelope, users, recipients, policy, since);
     } finally {
       if (--this.#snapshots === 0) this.#changed.clear();
     }
   }
 
-  *#route(
+  /** {@link #store} after the snapshot bookkeeping: look up, queue, track, transmit. */
+  *#queueRouted(
     envelope: Envelope,
     users: readonly UserId[],
     recipients: readonly DeviceKey[],
