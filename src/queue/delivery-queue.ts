@@ -242,8 +242,10 @@ interface Entry {
   dueAt: number;
   /** Transmitted on the current connection and not yet acked. */
   sent: boolean;
-  /** Counted as deferred (low lane, degraded, connected) and still waiting. */
+  /** Held back as deferred (low lane, degraded, connected) and still waiting. */
   deferred: boolean;
+  /** Was ever deferred: counted (and announced) once, however often it is held back. */
+  counted: boolean;
   /** Still in the expiry list. */
   inExpiry: boolean;
   done: boolean;
@@ -340,7 +342,19 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** Set while expired entries are being failed, so the list is not compacted underneath. */
   #expiring = false;
   readonly #onLoadChange = (degraded: boolean): void => {
-    if (!degraded) this.#release();
+    if (degraded) return;
+    // A device whose window is full cannot flood the link: its own acks pace what it has
+    // deferred. Unmark its entries (they rejoin the release turn when a slot frees), so one
+    // device that stops acking does not hold the whole queue in degraded order until its
+    // attempts run out.
+    if (this.#deferredWaiting > 0) {
+      for (const state of this.#devices.values()) {
+        if (state.online && state.inflight >= this.#window && !this.#blocked.has(state)) {
+          this.#undefer(state);
+        }
+      }
+    }
+    this.#release();
   };
   /**
    * Whether the events of every entry (`enqueued`, `transmitted`, `delivered`) have a
@@ -863,6 +877,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       dueAt: 0,
       sent: false,
       deferred: false,
+      counted: false,
       inExpiry: trackExpiry,
       done: false,
     };
@@ -1095,11 +1110,13 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     if (marked === 0) return;
     this.#deferredWaiting += marked;
-    this.#stats.deferred += marked;
-    if (this.listenerCount("deferred") > 0) {
-      for (let i = lane.length - marked; i < lane.length; i++) {
-        this.emit("deferred", state.key, lane[i]!.envelope);
-      }
+    const announce = this.listenerCount("deferred") > 0;
+    for (let i = lane.length - marked; i < lane.length; i++) {
+      const e = lane[i]!;
+      if (e.counted) continue;
+      e.counted = true;
+      this.#stats.deferred++;
+      if (announce) this.emit("deferred", state.key, e.envelope);
     }
     this.#armRecheck();
   }

@@ -631,6 +631,29 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.stats.deferred).toBe(3);
   });
 
+  it("a device that stops acking does not keep the queue in degraded order once load falls", async () => {
+    const { q, load, ids } = setup({ window: 1, releaseBacklog: 10 });
+    await q.enqueue(envelope(1, "high"), [phone], { online: on }); // never acked
+    load.setDegraded(true);
+    await q.enqueue(envelope(2, "low"), [phone]);
+    await q.enqueue(envelope(3, "low"), [laptop], { online: on });
+    expect(ids()).toEqual(["m1"]);
+    load.setDegraded(false);
+    expect(ids()).toEqual(["m1", "m3"]);
+    await q.ack(laptop, [mid(3)]);
+    // The phone's m2 waits for its own window, not for the release turn: nothing is deferred.
+    expect(q.degraded).toBe(false);
+    expect(q.stats.deferred).toBe(2);
+    // Back to plain FIFO for everyone, the phone included once it acks.
+    await q.enqueue(envelope(4, "low"), [laptop]);
+    await q.enqueue(envelope(5, "high"), [laptop]);
+    await q.ack(laptop, [mid(4)]);
+    expect(ids(laptop)).toEqual(["m3", "m4", "m5"]);
+    await q.ack(phone, [mid(1)]);
+    expect(ids(phone)).toEqual(["m1", "m2"]);
+    expect(q.stats.deferred).toBe(2);
+  });
+
   it("releaseBacklog defaults to the load signal's normal depth; a disconnect frees its share", async () => {
     const clock = new ManualClock();
     let q!: DeliveryQueue;
