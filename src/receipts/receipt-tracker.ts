@@ -42,6 +42,10 @@ import {
 /** How a group message's delivered/read ticks reach its sender. @default "none" */
 export type { GroupReceiptPolicy } from "../core/types.js";
 
+function closedError(): Promise<never> {
+  return Promise.reject(new RelayError("closed", "ReceiptTracker is closed"));
+}
+
 /** Whether `reader`'s read receipts may be shown to `viewer`. */
 type Show = (reader: UserId, viewer: UserId) => MaybePromise<boolean>;
 const SHOW_ALL: Show = () => true;
@@ -668,7 +672,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** {@link #serial} for steps already made (a generator's body runs only when driven). */
   #run<T>(steps: Steps<T>): MaybePromise<T> {
-    if (this.#closed) return Promise.reject(new RelayError("closed", "ReceiptTracker is closed"));
+    if (this.#closed) return closedError();
     if (this.#running === 0) {
       let r: MaybePromise<T>;
       try {
@@ -678,7 +682,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       }
       return isPromiseLike(r) ? this.#queue(Promise.resolve(r)) : r;
     }
-    return this.#queue(this.#chain.then(() => drive(steps)));
+    // Queued behind others: if the tracker closed meanwhile, it does not run (no timers after close).
+    return this.#queue(this.#chain.then(() => (this.#closed ? closedError() : drive(steps))));
   }
 
   /** {@link #serial}, always as a promise. */
@@ -907,7 +912,8 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   }
 
   #bufferReceipt(id: MessageId, p: Pending): void {
-    if (this.#opts.bufferMs === 0) {
+    // Closed (an operation that was running when close came): keep nothing, arm nothing.
+    if (this.#opts.bufferMs === 0 || this.#closed) {
       this.emit("dropped", { id, by: p.by, device: p.device, status: p.status });
       return;
     }

@@ -428,6 +428,27 @@ describe("ReceiptTracker options", () => {
     );
   });
 
+  it("an operation still queued when the tracker closes does not run (no timer after close)", async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryReceiptStore();
+    // A store that answers later, as a remote one does: the second ack queues behind the first.
+    const store = new Proxy(memory, {
+      get(target, key) {
+        const v = Reflect.get(target, key, target);
+        return typeof v === "function"
+          ? (...args: unknown[]) => Promise.resolve(v.apply(target, args))
+          : v;
+      },
+    });
+    const tracker = new ReceiptTracker({ clock, store });
+    const first = tracker.ack(bob, b1, "delivered", ids("m1"));
+    const second = tracker.ack(bob, b1, "delivered", ids("m2"));
+    tracker.close();
+    await first;
+    await expect(second).rejects.toMatchObject({ code: "closed" });
+    expect(clock.pending).toBe(0);
+  });
+
   it("rejects calls after close and stops its timers", async () => {
     const { tracker, clock } = setup();
     await tracker.ack(bob, b1, "read", ids("m1"));
