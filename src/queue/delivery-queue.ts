@@ -129,6 +129,9 @@ export interface DeliveryQueueOptions {
    * the deferred ones) and releases them oldest-device-first as acks make room below this
    * ceiling. Releasing them therefore never refills the link by itself faster than acks
    * drain it, and a high-lane message never queues behind a flood of released low ones.
+   * When the load falls, a device whose window is full stops counting as deferred (its own
+   * acks pace it; it rejoins the turn if it frees a slot while others still wait), so one
+   * device that stops acking cannot hold the queue in degraded order.
    * Outside degraded mode the order is plain FIFO per device again (`order: "fifo"`).
    * @default the load signal's {@link LoadSignal.normalDepth} (depthThreshold × recoverRatio):
    * the backlog it calls normal, so a release never tips it back into degraded mode
