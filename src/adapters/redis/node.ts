@@ -83,8 +83,9 @@ export interface RedisNodeOptions<C = unknown> {
   /** Heartbeat (and presence lease) period. @default ttlMs / 3 */
   readonly heartbeatMs?: number;
   /**
-   * How often the node re-reads the queue entries of its connected devices from Redis (covers
-   * lost bus packets and races between a reconnect and a send elsewhere). @default 5000
+   * How often the node re-reads from Redis the queue entries of its connected devices and the
+   * presence of the users watched from here (covers lost bus packets, lost presence notices
+   * and races between a reconnect and a send elsewhere). @default 5000
    */
   readonly resyncMs?: number;
   /**
@@ -376,17 +377,20 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   }
 
   /**
-   * Re-reads from Redis the queue entries of every device connected here (the timer runs it
-   * every `resyncMs`), and lets go of devices no longer here.
+   * Re-reads from Redis the queue entries of every device connected here and the presence of
+   * every user watched from here (the timer runs it every `resyncMs`), and lets go of devices
+   * no longer here. Pub/sub may lose a presence notice; this repairs what a viewer was shown.
    */
   async resync(): Promise<void> {
     for (const d of [...this.#held]) if (!this.#local.has(d)) this.#releaseDevice(d);
     const devices = this.#local.devices();
-    if (devices.length === 0) return;
-    await this.#load(devices);
-    for (const d of devices) {
-      if (this.#local.has(d) && !this.queue.isOnline(d)) this.queue.deviceConnected(d);
+    if (devices.length > 0) {
+      await this.#load(devices);
+      for (const d of devices) {
+        if (this.#local.has(d) && !this.queue.isOnline(d)) this.queue.deviceConnected(d);
+      }
     }
+    if (this.#subs.size > 0) await this.#changed([...this.#subs.keys()]);
   }
 
   /**
@@ -601,8 +605,11 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   }
 
   /** Sends `viewer` the shared presence of `subject` unless it is what it was last shown. */
-  async #show(viewer: UserId, subject: UserId): Promise<void> {
-    const p = applyVisibility(await this.presenceOf(subject), this.#privacy(viewer, subject));
+  async #show(viewer: UserId, subject: UserId, known?: UserPresence): Promise<void> {
+    const p = applyVisibility(
+      known ?? (await this.presenceOf(subject)),
+      this.#privacy(viewer, subject),
+    );
     const frame: PresenceFrame = {
       type: "presence",
       user: subject,
@@ -618,9 +625,14 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
   /** Some users' presence may have changed (anywhere): update the viewers watching them from here. */
   async #changed(users: readonly UserId[]): Promise<void> {
-    const jobs: Promise<void>[] = [];
-    for (const u of users) for (const v of this.#subs.get(u) ?? []) jobs.push(this.#show(v, u));
-    await Promise.all(jobs);
+    await Promise.all(
+      users.map(async (u) => {
+        if (!this.#subs.get(u)?.size) return;
+        // One read per subject, however many viewers watch it from here.
+        const p = await this.presenceOf(u);
+        await Promise.all([...(this.#subs.get(u) ?? [])].map((v) => this.#show(v, u, p)));
+      }),
+    );
   }
 
   /** Writes the records of a user's devices that this node owns to the shared store. */

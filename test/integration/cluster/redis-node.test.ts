@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisNode, RedisNode } from "../../../src/adapters/redis/index.js";
-import { isRelayError, type UserId } from "../../../src/core/index.js";
+import { type DeviceId, isRelayError, type UserId } from "../../../src/core/index.js";
 import type { Transport } from "../../../src/gateway/index.js";
 import { deleteKeysWithPrefix, redisFixture, redisUrl } from "../redis/redis-helpers.js";
 
@@ -138,6 +138,32 @@ describe.skipIf(!url)("RedisNode on Redis", () => {
     await a.close();
     nodes.splice(nodes.indexOf(a), 1);
   });
+
+  it("repairs a viewer's presence when a change notice was lost (resync)", async () => {
+    const a = await mk("pa");
+    const b = await mk("pb");
+    const carol = socket();
+    const carolConn = (await a.gateway.open(carol.transport, "carol"))!;
+    await a.gateway.receive(
+      carolConn,
+      JSON.stringify({ type: "presence.subscribe", users: ["dave"] }),
+    );
+    await until("carol sees dave offline", () =>
+      carol.frames.some((f) => f.type === "presence" && f.user === "dave"),
+    );
+    // dave's device comes online on b, but the notice is lost: the record is written to
+    // Redis with no broadcast, as when pub/sub drops a message.
+    await b.presenceStore.write({
+      userId: "dave" as UserId,
+      deviceId: "d1" as DeviceId,
+      nodeId: b.nodeId,
+      connected: true,
+      lastActive: Date.now(),
+    });
+    await until("carol sees dave online", () =>
+      carol.frames.some((f) => f.type === "presence" && f.user === "dave" && f.status === "online"),
+    );
+  }, 10_000);
 
   it("relays across two nodes, comes back after Redis lost its data, and leaves cleanly", async () => {
     const a = await mk("a");
