@@ -21,6 +21,13 @@ export interface PresenceRecord extends DeviceRecord {
 export interface PresenceStore {
   /** Upserts one device's record (keyed by user and device; the writer becomes its owner). */
   write(record: PresenceRecord): Promise<void>;
+  /**
+   * Writes the record only if the device's stored record exists and is owned by
+   * `record.nodeId`, in one atomic step; returns whether it wrote. A node updating a device
+   * that is no longer connected to it uses this, so it never overwrites the record of a
+   * device that moved to another node meanwhile.
+   */
+  writeIfOwner(record: PresenceRecord): Promise<boolean>;
   /** Forgets one device's record; unknown ones are ignored. */
   remove(userId: UserId, deviceId: DeviceId): Promise<void>;
   /**
@@ -70,6 +77,14 @@ export class MemoryPresenceStore implements PresenceStore {
       this.#byNode.set(record.nodeId, owned);
     }
     owned.add(deviceKey(record.userId, record.deviceId));
+  }
+
+  async writeIfOwner(record: PresenceRecord): Promise<boolean> {
+    if (this.#byUser.get(record.userId)?.get(record.deviceId)?.nodeId !== record.nodeId) {
+      return false;
+    }
+    await this.write(record);
+    return true;
   }
 
   async remove(userId: UserId, deviceId: DeviceId): Promise<void> {

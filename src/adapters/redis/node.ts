@@ -2,7 +2,6 @@ import { Redis } from "ioredis";
 import { z } from "zod";
 import {
   type Clock,
-  type DeviceId,
   type DeviceKey,
   deviceKey,
   type IdSource,
@@ -637,21 +636,12 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
   /** Writes the records of a user's devices that this node owns to the shared store. */
   async #writePresence(user: UserId): Promise<void> {
-    const records = this.presence.devices(user);
-    if (records.length === 0) return;
-    let stored: Map<DeviceId, NodeId> | undefined;
-    for (const r of records) {
-      if (!this.#local.has(deviceKey(user, r.deviceId))) {
-        // Not connected here: only overwrite a record this node still owns.
-        stored ??= new Map(
-          (await this.presenceStore.read(user, this.#clock.now())).map((x) => [
-            x.deviceId,
-            x.nodeId,
-          ]),
-        );
-        if (stored.get(r.deviceId) !== this.nodeId) continue;
-      }
-      await this.presenceStore.write({ ...r, userId: user, nodeId: this.nodeId });
+    for (const r of this.presence.devices(user)) {
+      const record = { ...r, userId: user, nodeId: this.nodeId };
+      // Not connected here: only overwrite a record this node still owns (atomically: the
+      // device may be connecting to another node right now).
+      if (this.#local.has(deviceKey(user, r.deviceId))) await this.presenceStore.write(record);
+      else await this.presenceStore.writeIfOwner(record);
     }
   }
 

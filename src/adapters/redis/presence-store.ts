@@ -47,6 +47,16 @@ redis.call('HSET', KEYS[1], ARGV[1], '0|' .. last .. '|' .. node)
 return 1
 `);
 
+// KEYS: user hash; ARGV: device, node, value. Writes only over a record that node owns.
+const WRITE_IF_OWNER = new LuaScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local node = string.match(v, '^%d|[^|]*|(.*)$')
+if node ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`);
+
 const CHUNK = 200;
 
 /**
@@ -86,6 +96,19 @@ export class RedisPresenceStore implements PresenceStore {
     await this.#call("write", () =>
       this.#redis.hset(this.#user(record.userId), record.deviceId, value),
     );
+  }
+
+  async writeIfOwner(record: PresenceRecord): Promise<boolean> {
+    // The node's index already holds the device: it owns the record.
+    const value = `${record.connected ? 1 : 0}|${record.lastActive}|${record.nodeId}`;
+    const wrote = await this.#call("writeIfOwner", () =>
+      WRITE_IF_OWNER.run(
+        this.#redis,
+        [this.#user(record.userId)],
+        [record.deviceId, record.nodeId, value],
+      ),
+    );
+    return wrote === 1;
   }
 
   async remove(userId: UserId, deviceId: DeviceId): Promise<void> {

@@ -65,6 +65,23 @@ export function presenceStoreConformance(factory: PortFactory<PresenceStore>): C
       }),
     },
     {
+      name: "presence store: writeIfOwner writes only over a record the writer owns",
+      run: withStore(async (s) => {
+        await s.heartbeat(n1, 1_000, TTL);
+        await s.heartbeat(n2, 1_000, TTL);
+        // No record yet: nothing to own, nothing written.
+        assert.equal(await s.writeIfOwner(rec(alice, phone, n1, false, 1_000)), false);
+        assert.deepEqual(await s.read(alice, 1_000), []);
+        await s.write(rec(alice, phone, n1, true, 1_000));
+        assert.equal(await s.writeIfOwner(rec(alice, phone, n1, false, 1_500)), true);
+        assert.deepEqual(plain(await s.read(alice, 2_000)), [rec(alice, phone, n1, false, 1_500)]);
+        // The device moved to n2: n1 can no longer overwrite it.
+        await s.write(rec(alice, phone, n2, true, 2_000));
+        assert.equal(await s.writeIfOwner(rec(alice, phone, n1, false, 2_500)), false);
+        assert.deepEqual(plain(await s.read(alice, 2_600)), [rec(alice, phone, n2, true, 2_000)]);
+      }),
+    },
+    {
       name: "presence store: records of a live node read back as written, per device",
       run: withStore(async (s) => {
         await s.heartbeat(n1, 1_000, TTL);
