@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.js";
+import type { Clock, Timer } from "../core/clock.js";
 import { isRelayError, RelayError } from "../core/errors.js";
 import { TypedEmitter } from "../core/events.js";
 import type { DeviceId, SessionId, UserId } from "../core/ids.js";
@@ -85,6 +85,14 @@ export interface GatewayOptions<C = unknown> {
    * consumer and is closed with {@link CLOSE_CODES.slowConsumer}. @default 1048576
    */
   readonly maxBufferedBytes?: number;
+  /**
+   * Grace for a slow consumer: a connection whose unwritten bytes went over
+   * `maxBufferedBytes` is closed if they still are `slowConsumerMs` later. `0` closes it at
+   * the first write that would go over. With a grace, a client that reads at full speed
+   * survives a burst larger than the limit (a large `window` replaying a backlog on
+   * reconnect); the outbox's window bounds what a burst holds. @default 0
+   */
+  readonly slowConsumerMs?: number;
   readonly presence?: GatewayPresence;
   readonly clock?: Clock;
   readonly ids?: IdSource;
@@ -111,6 +119,8 @@ interface ConnState extends Connection {
   pending: number;
   closed: boolean;
   sender: Sender;
+  /** Armed while unwritten bytes are above the limit (`slowConsumerMs` > 0). */
+  slowTimer: Timer | undefined;
 }
 
 /**
@@ -126,6 +136,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
   readonly parser: FrameParser;
   readonly #authenticate: Authenticate<C>;
   readonly #maxBuffered: number;
+  readonly #slowMs: number;
   readonly #presence: GatewayPresence | undefined;
   readonly #clock: Clock;
   readonly #ids: IdSource;
@@ -141,6 +152,13 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     this.parser = new FrameParser(options.limits);
     this.#authenticate = options.authenticate;
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+    this.#slowMs = options.slowConsumerMs ?? 0;
+    if (!Number.isFinite(this.#slowMs) || this.#slowMs < 0) {
+      throw new RelayError(
+        "invalid_option",
+        `Gateway: Expected \`slowConsumerMs\` to be a number >= 0, got \`${String(options.slowConsumerMs)}\``,
+      );
+    }
     this.#presence = options.presence;
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
@@ -187,6 +205,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       pending: 0,
       closed: false,
       sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
+      slowTimer: undefined,
     };
     this.#conns.set(session.sessionId, conn);
     let failed = false;
@@ -321,6 +340,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     if (!conn) return;
     this.#conns.delete(conn.session.sessionId);
     conn.closed = true;
+    this.#clock.clear(conn.slowTimer);
     // Let the connect (and any frame in progress) finish first: unregistering before the
     // register lands would leave a ghost session that the queue and presence think is live.
     await conn.chain.catch(() => {});
@@ -358,8 +378,17 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
 
   #writeRaw(conn: ConnState, data: string): void {
     if (conn.transport.bufferedAmount + data.length > this.#maxBuffered) {
-      this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
-      return;
+      if (this.#slowMs === 0) {
+        this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
+        return;
+      }
+      // Over the limit: it has `slowConsumerMs` to get back under it.
+      conn.slowTimer ??= this.#clock.setTimeout(() => {
+        conn.slowTimer = undefined;
+        if (conn.transport.bufferedAmount > this.#maxBuffered) {
+          this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
+        }
+      }, this.#slowMs);
     }
     conn.transport.send(data);
   }

@@ -130,6 +130,31 @@ describe("Gateway", () => {
     expect(again.transport.ofType("message").map((m) => m.text)).toEqual(["queued"]);
   });
 
+  it("with slowConsumerMs, a consumer over the limit is closed only if it still is after the grace", async () => {
+    const w = oneNode({}, { slowConsumerMs: 500, maxBufferedBytes: 1024 });
+    const a = await w.connect("alice");
+    const fast = await w.connect("bob");
+    const slow = await w.connect("carol");
+    fast.transport.bufferedAmount = 4096;
+    slow.transport.bufferedAmount = 4096;
+    await a.send({ type: "send", id: "c1", to: { user: "bob" }, text: "burst" });
+    await a.send({ type: "send", id: "c2", to: { user: "carol" }, text: "burst" });
+    // Over the limit, but written and not closed yet.
+    expect(fast.transport.ofType("message")).toHaveLength(1);
+    expect(slow.transport.ofType("message")).toHaveLength(1);
+    expect(fast.transport.closedWith).toBeUndefined();
+    fast.transport.bufferedAmount = 0; // bob reads it all within the grace
+    w.clock.advance(499);
+    expect(slow.transport.closedWith).toBeUndefined();
+    w.clock.advance(1);
+    expect(fast.transport.closedWith).toBeUndefined();
+    expect(slow.transport.closedWith).toEqual({
+      code: CLOSE_CODES.slowConsumer,
+      reason: "slow_consumer",
+    });
+    expect(() => oneNode({}, { slowConsumerMs: -1 })).toThrow(/slowConsumerMs/);
+  });
+
   it("garbage frames never change state or close the connection (fast-check)", async () => {
     const w = oneNode();
     const a = await w.connect("alice");

@@ -5,7 +5,10 @@ import { Router, type RouterOptions } from "../../src/router/index.js";
 import { FakeTransport } from "./fake-transport.js";
 
 /** One node (router + gateway) with fake transports, under a manual clock. */
-export function oneNode(opts: Partial<RouterOptions> = {}) {
+export function oneNode(
+  opts: Partial<RouterOptions> = {},
+  gatewayOpts: { slowConsumerMs?: number; maxBufferedBytes?: number } = {},
+) {
   const clock = new ManualClock(1_000_000);
   const router = new Router({ clock, ids: sequentialIds(), ...opts });
   const gateway = new Gateway<{ user: string; device: string }>({
@@ -13,6 +16,7 @@ export function oneNode(opts: Partial<RouterOptions> = {}) {
     clock,
     ids: sequentialIds("g"),
     authenticate: (c) => ({ userId: c.user, deviceId: c.device }),
+    ...gatewayOpts,
   });
   const flush = async () => {
     for (let i = 0; i < 20; i++) await Promise.resolve();

@@ -19,7 +19,13 @@ export function tokenAuth(c: RequestCredentials) {
 
 /** A router + gateway + ws server on 127.0.0.1, port 0. */
 export async function startWsNode(
-  opts: { clock?: Clock; keepaliveMs?: number; maxBufferedBytes?: number; window?: number } = {},
+  opts: {
+    clock?: Clock;
+    keepaliveMs?: number;
+    maxBufferedBytes?: number;
+    slowConsumerMs?: number;
+    window?: number;
+  } = {},
 ) {
   const router = new Router({
     ids: sequentialIds("m"),
@@ -30,6 +36,7 @@ export async function startWsNode(
     authenticate: tokenAuth,
     ids: sequentialIds("s"),
     ...(opts.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: opts.maxBufferedBytes }),
+    ...(opts.slowConsumerMs === undefined ? {} : { slowConsumerMs: opts.slowConsumerMs }),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const ws: WsGatewayServer = createWsGateway({
