@@ -8,7 +8,7 @@ import {
   seededRandom,
 } from "../../src/core/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore } from "../../src/queue/index.js";
-import { dev, envelope } from "./helpers.js";
+import { dev, envelope, type WorldOp, worldOps } from "./helpers.js";
 
 const DEVICES = [dev("d0"), dev("d1"), dev("d2")] as const;
 const LANE_NAMES: readonly Priority[] = ["high", "normal", "low"];
@@ -16,10 +16,7 @@ const LANE_NAMES: readonly Priority[] = ["high", "normal", "low"];
 type Op =
   | { kind: "enqueue"; lane: number; mask: number; online: boolean }
   | { kind: "ack"; device: number; pick: number; any: boolean }
-  | { kind: "connect"; device: number }
-  | { kind: "disconnect"; device: number }
-  | { kind: "advance"; ms: number }
-  | { kind: "load"; to: boolean | undefined };
+  | WorldOp;
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -40,34 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       any: fc.boolean(),
     }),
   },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("connect" as const),
-      device: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("disconnect" as const),
-      device: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.constantFrom(0, 1, 500, 1000, 2999, 7000, 60_000),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant("load" as const),
-      to: fc.constantFrom(true, false, undefined),
-    }),
-  },
+  ...worldOps,
 );
 
 const configArb = fc.record({

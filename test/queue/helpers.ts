@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import {
   clientMessageId,
   conversationId,
@@ -49,3 +50,42 @@ export function asyncStore(store: QueueStore): QueueStore {
     getSent: (sender, clientId, now) => store.getSent(sender, clientId, now),
   };
 }
+
+/** Operations on a queue's world that both property tests drive (besides enqueue and ack). */
+export type WorldOp =
+  | { kind: "connect"; device: number }
+  | { kind: "disconnect"; device: number }
+  | { kind: "advance"; ms: number }
+  | { kind: "load"; to: boolean | undefined };
+
+/** Weighted arbitraries of {@link WorldOp} over devices 0..2, for `fc.oneof`. */
+export const worldOps: fc.WeightedArbitrary<WorldOp>[] = [
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("connect" as const),
+      device: fc.integer({ min: 0, max: 2 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("disconnect" as const),
+      device: fc.integer({ min: 0, max: 2 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      ms: fc.constantFrom(0, 1, 500, 1000, 2999, 7000, 60_000),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("load" as const),
+      to: fc.constantFrom(true, false, undefined),
+    }),
+  },
+];

@@ -15,7 +15,7 @@ import {
   LoadSignal,
   MemoryQueueStore,
 } from "../../src/queue/index.js";
-import { dev, envelope } from "./helpers.js";
+import { dev, envelope, type WorldOp, worldOps } from "./helpers.js";
 
 const DEVICES = [dev("d0"), dev("d1"), dev("d2")] as const;
 const LANES: readonly Priority[] = ["high", "normal", "low"];
@@ -30,10 +30,7 @@ type Op =
       remember: boolean;
     }
   | { kind: "ack"; device: number; picks: number[] }
-  | { kind: "connect"; device: number }
-  | { kind: "disconnect"; device: number }
-  | { kind: "advance"; ms: number }
-  | { kind: "load"; to: boolean | undefined }
+  | WorldOp
   | { kind: "check"; of: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -57,34 +54,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       picks: fc.array(fc.nat(), { minLength: 0, maxLength: 3 }),
     }),
   },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("connect" as const),
-      device: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("disconnect" as const),
-      device: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.constantFrom(0, 1, 500, 1000, 2999, 7000, 60_000),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant("load" as const),
-      to: fc.constantFrom(true, false, undefined),
-    }),
-  },
+  ...worldOps,
   {
     weight: 1,
     arbitrary: fc.record({
