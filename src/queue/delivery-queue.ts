@@ -129,9 +129,8 @@ export interface DeliveryQueueOptions {
    * the deferred ones) and releases them oldest-device-first as acks make room below this
    * ceiling. Releasing them therefore never refills the link by itself faster than acks
    * drain it, and a high-lane message never queues behind a flood of released low ones.
-   * When the load falls, a device whose window is full stops counting as deferred (its own
-   * acks pace it; it rejoins the turn if it frees a slot while others still wait), so one
-   * device that stops acking cannot hold the queue in degraded order.
+   * A device whose window is full does not hold degraded order (its own acks pace its
+   * deferred entries), so one device that stops acking cannot hold the queue in it.
    * Outside degraded mode the order is plain FIFO per device again (`order: "fifo"`).
    * @default the load signal's {@link LoadSignal.normalDepth} (depthThreshold × recoverRatio):
    * the backlog it calls normal, so a release never tips it back into degraded mode
@@ -345,19 +344,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** Set while expired entries are being failed, so the list is not compacted underneath. */
   #expiring = false;
   readonly #onLoadChange = (degraded: boolean): void => {
-    if (degraded) return;
-    // A device whose window is full cannot flood the link: its own acks pace what it has
-    // deferred. Unmark its entries (they rejoin the release turn when a slot frees), so one
-    // device that stops acking does not hold the whole queue in degraded order until its
-    // attempts run out.
-    if (this.#deferredWaiting > 0) {
-      for (const state of this.#devices.values()) {
-        if (state.online && state.inflight >= this.#window && !this.#blocked.has(state)) {
-          this.#undefer(state);
-        }
-      }
-    }
-    this.#release();
+    if (!degraded) this.#release();
   };
   /**
    * Whether the events of every entry (`enqueued`, `transmitted`, `delivered`) have a
@@ -742,7 +729,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * deferred are still being released (see `releaseBacklog`). Low-lane entries wait meanwhile.
    */
   get degraded(): boolean {
-    return this.load.degraded || this.#deferredWaiting > 0;
+    return this.#isDegraded();
   }
 
   /** Counters for metrics (a snapshot). */
@@ -1014,7 +1001,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #pump(state: DeviceState, limit: number): void {
     if (!state.online || state.pumping || this.#closed) return;
     state.pumping = true;
-    const degraded = this.load.degraded || this.#deferredWaiting > 0;
+    const degraded = this.#isDegraded();
     try {
       while (state.online && state.inflight < limit) {
         let e = this.#next(state, degraded);
@@ -1032,6 +1019,16 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       state.pumping = false;
     }
     if (degraded && state.online) this.#noteDeferred(state);
+  }
+
+  /**
+   * Degraded order holds while the load signal says so, and after it while devices with room
+   * wait for the release turn. A device whose window is full does not count: its own acks
+   * pace its deferred entries, so one device that stops acking cannot hold the queue in
+   * degraded order until its attempts run out.
+   */
+  #isDegraded(): boolean {
+    return this.load.degraded || this.#blocked.size > 0;
   }
 
   /** Whether one more deferred low-lane entry may go out now. */

@@ -654,6 +654,57 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.stats.deferred).toBe(2);
   });
 
+  it("a retry of a stuck device while another waits for the release does not bring degraded order back", async () => {
+    const { q, load, clock, ids } = setup({
+      window: 2,
+      releaseBacklog: 3,
+      retry: { retries: 50, minTimeout: 1000, factor: 1, randomize: false },
+    });
+    await q.enqueue(envelope(1, "high"), [phone], { online: on }); // the phone never acks
+    await q.enqueue(envelope(11, "high"), [phone]);
+    await q.enqueue(envelope(9, "high"), [laptop], { online: on });
+    load.setDegraded(true);
+    await q.enqueue(envelope(2, "low"), [phone]);
+    await q.enqueue(envelope(3, "low"), [laptop]);
+    await q.enqueue(envelope(4, "low"), [laptop]);
+    load.setDegraded(false);
+    expect(q.degraded).toBe(true); // the laptop's m3, m4 wait for the release turn
+    clock.advance(1000); // the phone's retry pumps it while the laptop still waits
+    for (const n of [9, 3, 4]) await q.ack(laptop, [mid(n)]);
+    expect([...new Set(ids(laptop))]).toEqual(["m9", "m3", "m4"]);
+    expect(q.degraded).toBe(false);
+    // Plain FIFO for the laptop: its low m5 is not overtaken by the high m6 behind it.
+    await q.enqueue(envelope(7, "high"), [laptop]);
+    await q.enqueue(envelope(5, "low"), [laptop]);
+    await q.enqueue(envelope(6, "high"), [laptop]);
+    expect([...new Set(ids(laptop))]).toEqual(["m9", "m3", "m4", "m7", "m5"]);
+  });
+
+  it("a device that stops acking does not eat the release budget of others' deferred entries", async () => {
+    const { q, load, clock, ids } = setup({
+      window: 2,
+      releaseBacklog: 5,
+      maxPerDevice: 100,
+      retry: { retries: 20, minTimeout: 60_000, factor: 1, randomize: false },
+    });
+    await q.enqueue(envelope(1, "high"), [phone], { online: on }); // the phone stops acking
+    await q.enqueue(envelope(2, "high"), [phone]);
+    await q.enqueue(envelope(3, "high"), [laptop], { online: on });
+    load.setDegraded(true);
+    for (let n = 10; n < 20; n++) await q.enqueue(envelope(n, "low"), [phone]);
+    await q.enqueue(envelope(30, "low"), [laptop]);
+    await q.enqueue(envelope(31, "low"), [laptop]);
+    load.setDegraded(false);
+    const acked = new Set<string>();
+    for (let round = 0; round < 3; round++) {
+      const fresh = [...new Set(ids(laptop))].filter((x) => !acked.has(x));
+      for (const x of fresh) acked.add(x);
+      await q.ack(laptop, fresh as MessageId[]);
+    }
+    clock.advance(1000); // well before the phone's first retry (60 s)
+    expect([...new Set(ids(laptop))]).toEqual(["m3", "m30", "m31"]);
+  });
+
   it("releaseBacklog defaults to the load signal's normal depth; a disconnect frees its share", async () => {
     const clock = new ManualClock();
     let q!: DeliveryQueue;
