@@ -197,8 +197,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** The route of the one message being enqueued, and the online predicate reading it. */
   #current: ReadonlyMap<DeviceKey, unknown> = new Map();
   readonly #isRouted = (d: DeviceKey): boolean => this.#current.has(d);
-  /** Sends between their directory lookup and their enqueue. */
-  #snapshots = 0;
+  /** Sends between their directory lookup and their enqueue, by the epoch they started at. */
+  readonly #open = new Map<number, number>();
   /** Devices whose connect or disconnect finished while a send was in that window, and when. */
   readonly #changed = new Map<DeviceKey, number>();
   #epoch = 0;
@@ -282,8 +282,12 @@ export class Router extends TypedEmitter<RouterEvents> {
     );
     this.#deviceOps.set(key, tail);
     void tail.then(() => {
-      // Sends whose directory snapshot is older than this change must not apply it.
-      if (this.#snapshots > 0) this.#changed.set(key, ++this.#epoch);
+      // Sends whose directory snapshot is older than this change must not apply it (kept in
+      // epoch order, so what no open send needs is cut from the front).
+      if (this.#open.size > 0) {
+        this.#changed.delete(key);
+        this.#changed.set(key, ++this.#epoch);
+      }
       if (this.#deviceOps.get(key) === tail) this.#deviceOps.delete(key);
     });
     return next;
@@ -474,6 +478,28 @@ export class Router extends TypedEmitter<RouterEvents> {
     return (d) => route.has(d);
   }
 
+  #openSnapshot(): number {
+    const since = this.#epoch;
+    this.#open.set(since, (this.#open.get(since) ?? 0) + 1);
+    return since;
+  }
+
+  #closeSnapshot(since: number): void {
+    const left = (this.#open.get(since) ?? 1) - 1;
+    if (left > 0) this.#open.set(since, left);
+    else this.#open.delete(since);
+    if (this.#open.size === 0) {
+      this.#changed.clear();
+      return;
+    }
+    // Changes at or before the oldest open snapshot concern no open send.
+    const oldest = this.#open.keys().next().value ?? 0;
+    for (const [key, epoch] of this.#changed) {
+      if (epoch > oldest) break;
+      this.#changed.delete(key);
+    }
+  }
+
   /** Every linked device of `users`, but the sending device: the frozen recipient set. */
   #recipientDevices(
     users: readonly UserId[],
@@ -500,58 +526,44 @@ export class Router extends TypedEmitter<RouterEvents> {
   > {
     // From the lookup to the enqueue the snapshot may go stale (a remote directory answers
     // late): a device this node connected or disconnected meanwhile keeps the queue's state.
-    const since = this.#epoch;
-    this.#snapshots++;
-    try {
-      return yield* this.#queueRouted(envelope, users, recipients, policy, since);
-    } finally {
-      if (--this.#snapshots === 0) this.#changed.clear();
-    }
-  }
-
-  /** {@link #store} after the snapshot bookkeeping: look up, queue, track, transmit. */
-  *#queueRouted(
-    envelope: Envelope,
-    users: readonly UserId[],
-    recipients: readonly DeviceKey[],
-    policy: GroupReceiptPolicy | undefined,
-    since: number,
-  ): Steps<
-    | { ok: true }
-    | { ok: false; code: "recipient_queue_full" }
-    | { ok: false; code: "duplicate"; record: SentRecord }
-  > {
-    const sessions = (yield this.directory.lookupMany(users)) as ReadonlyMap<
-      UserId,
-      readonly Session[]
-    >;
-    // The sessions of each online recipient device: who is online for the queue, and where
-    // its first transmission goes (the flush reuses them instead of looking them up again).
-    const route = new Map<DeviceKey, Session[]>();
-    for (const list of sessions.values()) {
-      for (const s of list) {
-        const key = deviceKey(s.userId, s.deviceId);
-        const known = route.get(key);
-        if (known) known.push(s);
-        else route.set(key, [s]);
-      }
-    }
-    this.#routes.set(envelope.id, route);
-    const online =
-      this.#deviceOps.size === 0 && this.#changed.size === 0
-        ? this.#onlineIn(route)
-        : (d: DeviceKey) =>
-            this.#deviceOps.has(d) || (this.#changed.get(d) ?? -1) > since
-              ? undefined
-              : route.has(d);
-    const sync = this.outbox.sync;
+    const since = this.#openSnapshot();
     let result: EnqueueResult;
     try {
-      result = sync
-        ? sync.enqueueSync(envelope, recipients, { online })
-        : ((yield this.outbox.enqueue(envelope, recipients, { online })) as EnqueueResult);
+      const sessions = (yield this.directory.lookupMany(users)) as ReadonlyMap<
+        UserId,
+        readonly Session[]
+      >;
+      // The sessions of each online recipient device: who is online for the queue, and where
+      // its first transmission goes (the flush reuses them instead of looking them up again).
+      const route = new Map<DeviceKey, Session[]>();
+      for (const list of sessions.values()) {
+        for (const s of list) {
+          const key = deviceKey(s.userId, s.deviceId);
+          const known = route.get(key);
+          if (known) known.push(s);
+          else route.set(key, [s]);
+        }
+      }
+      this.#routes.set(envelope.id, route);
+      const sync = this.outbox.sync;
+      // A sync outbox asks at once: if nothing changed since the lookup, the route is right.
+      // Otherwise the predicate asks live, when the outbox calls it.
+      const online =
+        sync && this.#deviceOps.size === 0 && this.#changed.size === 0
+          ? this.#onlineIn(route)
+          : (d: DeviceKey) =>
+              this.#deviceOps.has(d) || (this.#changed.get(d) ?? -1) > since
+                ? undefined
+                : route.has(d);
+      try {
+        result = sync
+          ? sync.enqueueSync(envelope, recipients, { online })
+          : ((yield this.outbox.enqueue(envelope, recipients, { online })) as EnqueueResult);
+      } finally {
+        this.#routes.delete(envelope.id);
+      }
     } finally {
-      this.#routes.delete(envelope.id);
+      this.#closeSnapshot(since);
     }
     if (!result.ok) return result;
     // History keeps what was accepted only (a refused or duplicate send never enters it).
