@@ -87,8 +87,8 @@ export interface GatewayOptions<C = unknown> {
   readonly maxBufferedBytes?: number;
   /**
    * Grace for a slow consumer: a connection whose unwritten bytes went over
-   * `maxBufferedBytes` is closed if they still are `slowConsumerMs` later. `0` closes it at
-   * the first write that would go over. With a grace, a client that reads at full speed
+   * `maxBufferedBytes` is closed if they stay over for `slowConsumerMs` (sampled four times;
+   * one sample under ends the overage). `0` closes it at the first write that would go over. With a grace, a client that reads at full speed
    * survives a burst larger than the limit (a large `window` replaying a backlog on
    * reconnect); the outbox's window bounds what a burst holds. @default 0
    */
@@ -111,6 +111,8 @@ export interface GatewayEvents {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+/** How many times a slow consumer's buffer is sampled over its grace. */
+const SLOW_SAMPLES = 4;
 
 interface ConnState extends Connection {
   /** The connection's work in call order: its connect, then each frame that had to wait. */
@@ -153,6 +155,12 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     this.#authenticate = options.authenticate;
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
     this.#slowMs = options.slowConsumerMs ?? 0;
+    if (!Number.isInteger(this.#maxBuffered) || this.#maxBuffered < 1) {
+      throw new RelayError(
+        "invalid_option",
+        `Gateway: Expected \`maxBufferedBytes\` to be an integer >= 1, got \`${String(options.maxBufferedBytes)}\``,
+      );
+    }
     if (!Number.isFinite(this.#slowMs) || this.#slowMs < 0) {
       throw new RelayError(
         "invalid_option",
@@ -382,15 +390,26 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
         return;
       }
-      // Over the limit: it has `slowConsumerMs` to get back under it.
-      conn.slowTimer ??= this.#clock.setTimeout(() => {
-        conn.slowTimer = undefined;
-        if (conn.transport.bufferedAmount > this.#maxBuffered) {
-          this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
-        }
-      }, this.#slowMs);
+      if (conn.slowTimer === undefined) this.#watchSlow(conn);
     }
     conn.transport.send(data);
+  }
+
+  /**
+   * Over the limit: the connection has `slowConsumerMs` to get back under it. Sampled four
+   * times over the grace; one sample under the limit ends the overage (the next one gets a
+   * whole grace of its own), four over it close the connection.
+   */
+  #watchSlow(conn: ConnState): void {
+    const step = Math.max(1, this.#slowMs / SLOW_SAMPLES);
+    let over = 0;
+    const sample = () => {
+      conn.slowTimer = undefined;
+      if (conn.closed || conn.transport.bufferedAmount <= this.#maxBuffered) return;
+      if (++over >= SLOW_SAMPLES) this.#kick(conn, CLOSE_CODES.slowConsumer, "slow_consumer");
+      else conn.slowTimer = this.#clock.setTimeout(sample, step);
+    };
+    conn.slowTimer = this.#clock.setTimeout(sample, step);
   }
 
   #kick(conn: ConnState, code: number, reason: string): void {

@@ -155,6 +155,24 @@ describe("Gateway", () => {
     expect(() => oneNode({}, { slowConsumerMs: -1 })).toThrow(/slowConsumerMs/);
   });
 
+  it("with slowConsumerMs, a consumer that drained within the grace gets a whole grace for its next overage", async () => {
+    const w = oneNode({}, { slowConsumerMs: 500, maxBufferedBytes: 1024 });
+    const a = await w.connect("alice");
+    const bob = await w.connect("bob");
+    bob.transport.bufferedAmount = 4096; // burst 1 at t=0
+    await a.send({ type: "send", id: "c1", to: { user: "bob" }, text: "burst" });
+    w.clock.advance(100);
+    bob.transport.bufferedAmount = 0; // drained at t=100
+    w.clock.advance(390);
+    bob.transport.bufferedAmount = 4096; // burst 2 at t=490
+    await a.send({ type: "send", id: "c2", to: { user: "bob" }, text: "burst" });
+    w.clock.advance(10);
+    expect(bob.transport.closedWith).toBeUndefined();
+    w.clock.advance(500); // burst 2 never drained: its own grace is over
+    expect(bob.transport.closedWith?.code).toBe(CLOSE_CODES.slowConsumer);
+    expect(() => oneNode({}, { maxBufferedBytes: 0 })).toThrow(/maxBufferedBytes/);
+  });
+
   it("garbage frames never change state or close the connection (fast-check)", async () => {
     const w = oneNode();
     const a = await w.connect("alice");
