@@ -107,6 +107,9 @@ export interface RedisNodeOptions<C = unknown> {
   readonly ids?: IdSource;
 }
 
+/** Subjects whose presence one repair step re-reads at once. */
+const REPAIR_CHUNK = 200;
+
 const schema = z.object({
   redis: z.union([z.string().min(1), z.custom<RedisClient>(isRedisClient, "an ioredis client")]),
   authenticate: z.custom<Authenticate>((v) => typeof v === "function", "a function"),
@@ -199,6 +202,8 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   #presenceTimer: Timer | undefined;
   #ring: HashRing<NodeId>;
   #resyncTimer: Timer | undefined;
+  /** A presence repair pass is running (see {@link resync}). */
+  #repairing = false;
   #expiryTimer: Timer | undefined;
   #closing: Promise<void> | undefined;
 
@@ -389,7 +394,18 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
         if (this.#local.has(d) && !this.queue.isOnline(d)) this.queue.deviceConnected(d);
       }
     }
-    if (this.#subs.size > 0) await this.#changed([...this.#subs.keys()]);
+    if (this.#subs.size > 0 && !this.#repairing) {
+      // One pass at a time, in chunks: a slow Redis must not pile passes up or flood it.
+      this.#repairing = true;
+      try {
+        const subjects = [...this.#subs.keys()];
+        for (let i = 0; i < subjects.length; i += REPAIR_CHUNK) {
+          await this.#changed(subjects.slice(i, i + REPAIR_CHUNK));
+        }
+      } finally {
+        this.#repairing = false;
+      }
+    }
   }
 
   /**

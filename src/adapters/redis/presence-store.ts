@@ -99,7 +99,10 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async writeIfOwner(record: PresenceRecord): Promise<boolean> {
-    // The node's index already holds the device: it owns the record.
+    // Index first, as `write` does (an index entry for a record the node does not own is
+    // tolerated: `expireNode` checks the owner).
+    const member = JSON.stringify([record.userId, record.deviceId]);
+    await this.#call("writeIfOwner", () => this.#redis.sadd(this.#node(record.nodeId), member));
     const value = `${record.connected ? 1 : 0}|${record.lastActive}|${record.nodeId}`;
     const wrote = await this.#call("writeIfOwner", () =>
       WRITE_IF_OWNER.run(
