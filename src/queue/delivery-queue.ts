@@ -124,10 +124,10 @@ export interface DeliveryQueueOptions {
    * How deferred low-lane entries go out once the load signal says normal again: one at a
    * time, only while {@link DeliveryQueue.backlog} is below this, instead of all at once.
    * @remarks Degraded mode (low lane held, high and normal first) begins when the load signal
-   * says degraded and ends only when every entry it deferred has been transmitted: while
-   * deferred entries remain, the queue keeps degraded order (new low-lane entries wait behind
-   * the deferred ones) and releases them oldest-device-first as acks make room below this
-   * ceiling. Releasing them therefore never refills the link by itself faster than acks
+   * says degraded and ends only when no device with room in its window still waits for
+   * entries it deferred: until then the queue keeps degraded order (new low-lane entries wait
+   * behind the deferred ones) and releases them oldest-device-first as acks make room below
+   * this ceiling. Releasing them therefore never refills the link by itself faster than acks
    * drain it, and a high-lane message never queues behind a flood of released low ones.
    * A device whose window is full does not hold degraded order (its own acks pace its
    * deferred entries), so one device that stops acking cannot hold the queue in it.
@@ -725,8 +725,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
-   * Whether the queue is in degraded mode: the load signal says degraded, or entries it
-   * deferred are still being released (see `releaseBacklog`). Low-lane entries wait meanwhile.
+   * Whether the queue is in degraded mode: the load signal says degraded, or devices with
+   * room still wait for their deferred entries (see `releaseBacklog`). Low-lane entries wait
+   * meanwhile.
    */
   get degraded(): boolean {
     return this.#isDegraded();
