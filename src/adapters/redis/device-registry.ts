@@ -1,19 +1,7 @@
-import {
-  type Clock,
-  type DeviceId,
-  parseOptions,
-  systemClock,
-  type UserId,
-} from "../../core/index.js";
+import { type DeviceId, parseOptions, type UserId } from "../../core/index.js";
 import type { DeviceRegistry } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisDeviceRegistry}. */
 export type RedisDeviceRegistryOptions = RedisAdapterOptions;
@@ -35,16 +23,14 @@ return 1
  */
 export class RedisDeviceRegistry implements DeviceRegistry {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisDeviceRegistryOptions) {
     const o = parseOptions(schema, options, "RedisDeviceRegistry");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisDeviceRegistry", o);
     this.#prefix = o.prefix;
   }
 
@@ -67,6 +53,6 @@ export class RedisDeviceRegistry implements DeviceRegistry {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisDeviceRegistry.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }

@@ -1,11 +1,4 @@
-import {
-  type Clock,
-  type GroupId,
-  parseOptions,
-  RelayError,
-  systemClock,
-  type UserId,
-} from "../../core/index.js";
+import { type GroupId, parseOptions, RelayError, type UserId } from "../../core/index.js";
 import type {
   AddMembersResult,
   GroupPatch,
@@ -14,13 +7,7 @@ import type {
   GroupStore,
 } from "../../groups/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisGroupStore}. */
 export type RedisGroupStoreOptions = RedisAdapterOptions;
@@ -132,16 +119,14 @@ return 1
  */
 export class RedisGroupStore implements GroupStore {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisGroupStoreOptions) {
     const o = parseOptions(schema, options, "RedisGroupStore");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisGroupStore", o);
     this.#prefix = o.prefix;
   }
 
@@ -279,6 +264,6 @@ export class RedisGroupStore implements GroupStore {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisGroupStore.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }

@@ -1,23 +1,15 @@
 import { z } from "zod";
 import {
-  type Clock,
   type ConversationId,
   type DeviceKey,
   type Envelope,
   type MessageId,
   parseOptions,
   RelayError,
-  systemClock,
 } from "../../core/index.js";
 import type { MessageStore, Retention } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisMessageStore}. */
 export interface RedisMessageStoreOptions extends RedisAdapterOptions {
@@ -117,8 +109,7 @@ const CHUNK = 500;
  */
 export class RedisMessageStore implements MessageStore {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #tag: string;
   readonly #retention: Retention;
 
@@ -126,8 +117,7 @@ export class RedisMessageStore implements MessageStore {
   constructor(options: RedisMessageStoreOptions) {
     const o = parseOptions(schema, options, "RedisMessageStore");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisMessageStore", o);
     this.#tag = `{${o.prefix}:msg}`;
     this.#retention = o.retention;
   }
@@ -235,7 +225,7 @@ export class RedisMessageStore implements MessageStore {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisMessageStore.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 

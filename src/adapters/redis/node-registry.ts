@@ -14,13 +14,7 @@ import {
   type RegisterOptions,
 } from "../../discovery/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /**
  * Options for {@link RedisNodeRegistry}. Its `clock` is also the source of heartbeat and
@@ -128,7 +122,7 @@ interface StoredInfo {
 export class RedisNodeRegistry implements NodeRegistry {
   readonly #redis: RedisClient;
   readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #k: { live: string; claimed: string; info: string; hb: string; ttl: string };
 
   /** @throws RelayError `invalid_option` */
@@ -136,7 +130,7 @@ export class RedisNodeRegistry implements NodeRegistry {
     const o = parseOptions(schema, options, "RedisNodeRegistry");
     this.#redis = o.redis;
     this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisNodeRegistry", o);
     const t = `{${o.prefix}:nodes}`;
     this.#k = {
       live: `${t}:live`,
@@ -212,7 +206,7 @@ export class RedisNodeRegistry implements NodeRegistry {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisNodeRegistry.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 

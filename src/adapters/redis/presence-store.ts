@@ -1,21 +1,13 @@
 import {
-  type Clock,
   type DeviceId,
   type NodeId,
   parseOptions,
   RelayError,
-  systemClock,
   type UserId,
 } from "../../core/index.js";
 import type { PresenceRecord, PresenceStore } from "../../presence/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisPresenceStore}. */
 export type RedisPresenceStoreOptions = RedisAdapterOptions;
@@ -75,16 +67,14 @@ const CHUNK = 200;
  */
 export class RedisPresenceStore implements PresenceStore {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisPresenceStoreOptions) {
     const o = parseOptions(schema, options, "RedisPresenceStore");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisPresenceStore", o);
     this.#prefix = o.prefix;
   }
 
@@ -190,7 +180,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisPresenceStore.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 

@@ -1,11 +1,9 @@
 import {
   type ClientMessageId,
-  type Clock,
   type DeviceKey,
   type MessageId,
   parseOptions,
   RelayError,
-  systemClock,
   type UserId,
 } from "../../core/index.js";
 import {
@@ -16,13 +14,7 @@ import {
   sentRecordOf,
 } from "../../queue/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisQueueStore}. */
 export type RedisQueueStoreOptions = RedisAdapterOptions;
@@ -141,16 +133,14 @@ return out
  */
 export class RedisQueueStore implements QueueStore {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #tag: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisQueueStoreOptions) {
     const o = parseOptions(schema, options, "RedisQueueStore");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisQueueStore", o);
     this.#tag = `{${o.prefix}:q}`;
   }
 
@@ -276,7 +266,7 @@ export class RedisQueueStore implements QueueStore {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisQueueStore.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 

@@ -1,10 +1,8 @@
 import {
-  type Clock,
   type ConversationId,
   type MessageId,
   parseOptions,
   RelayError,
-  systemClock,
   type UserId,
 } from "../../core/index.js";
 import type { ServerReceiptFrame } from "../../protocol/schemas.js";
@@ -18,13 +16,7 @@ import type {
   WatermarkAdvance,
 } from "../../receipts/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisReceiptStore}. */
 export type RedisReceiptStoreOptions = RedisAdapterOptions;
@@ -137,16 +129,14 @@ const CHUNK = 250;
  */
 export class RedisReceiptStore implements ReceiptStore {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #tag: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisReceiptStoreOptions) {
     const o = parseOptions(schema, options, "RedisReceiptStore");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisReceiptStore", o);
     this.#tag = `{${o.prefix}:rcpt}`;
   }
 
@@ -365,7 +355,7 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisReceiptStore.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 

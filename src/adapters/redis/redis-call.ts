@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type Clock, RelayError } from "../../core/index.js";
+import { type Clock, RelayError, systemClock } from "../../core/index.js";
 import type { RedisClient } from "./lua-script.js";
 
 /** How a Redis adapter retries a failed command. */
@@ -61,6 +61,33 @@ export async function callRedis<T>(
       await new Promise<void>((resolve) => clock.setTimeout(resolve, delay));
       delay = Math.min(delay * 2, retry.maxDelayMs);
     }
+  }
+}
+
+/**
+ * What every Redis adapter does with its client: each call retried on transient errors under
+ * the adapter's clock and policy, and named `<Adapter>.<op>` in the error it ends in.
+ */
+export class RedisCalls {
+  readonly #name: string;
+  readonly #clock: Clock;
+  readonly #retry: RedisRetryPolicy;
+
+  constructor(
+    name: string,
+    options: {
+      readonly clock?: Clock | undefined;
+      readonly retry?: { [K in keyof RedisRetryPolicy]?: number | undefined } | undefined;
+    },
+  ) {
+    this.#name = name;
+    this.#clock = options.clock ?? systemClock;
+    this.#retry = retryPolicy(options.retry);
+  }
+
+  /** Runs operation `op` through {@link callRedis}. */
+  run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis(`${this.#name}.${op}`, fn, this.#clock, this.#retry);
   }
 }
 

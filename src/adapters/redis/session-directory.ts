@@ -1,22 +1,14 @@
 import {
-  type Clock,
   type NodeId,
   parseOptions,
   RelayError,
   type Session,
   type SessionId,
-  systemClock,
   type UserId,
 } from "../../core/index.js";
 import type { SessionDirectory } from "../../router/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
-import {
-  callRedis,
-  type RedisAdapterOptions,
-  type RedisRetryPolicy,
-  redisAdapterSchema,
-  retryPolicy,
-} from "./redis-call.js";
+import { type RedisAdapterOptions, RedisCalls, redisAdapterSchema } from "./redis-call.js";
 
 /** Options for {@link RedisSessionDirectory}. */
 export type RedisSessionDirectoryOptions = RedisAdapterOptions;
@@ -106,16 +98,14 @@ const CHUNK = 500;
  */
 export class RedisSessionDirectory implements SessionDirectory {
   readonly #redis: RedisClient;
-  readonly #clock: Clock;
-  readonly #retry: RedisRetryPolicy;
+  readonly #calls: RedisCalls;
   readonly #tag: string;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: RedisSessionDirectoryOptions) {
     const o = parseOptions(schema, options, "RedisSessionDirectory");
     this.#redis = o.redis;
-    this.#clock = o.clock ?? systemClock;
-    this.#retry = retryPolicy(o.retry);
+    this.#calls = new RedisCalls("RedisSessionDirectory", o);
     this.#tag = `{${o.prefix}:sess}`;
   }
 
@@ -232,7 +222,7 @@ export class RedisSessionDirectory implements SessionDirectory {
   }
 
   #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis(`RedisSessionDirectory.${op}`, fn, this.#clock, this.#retry);
+    return this.#calls.run(op, fn);
   }
 }
 
