@@ -16,7 +16,14 @@ import {
   splitDeviceKey,
   type UserId,
 } from "../core/ids.js";
-import { andThen, drive, isPromiseLike, type MaybePromise, type Steps } from "../core/maybe.js";
+import {
+  andThen,
+  drive,
+  driveAsync,
+  isPromiseLike,
+  type MaybePromise,
+  type Steps,
+} from "../core/maybe.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type {
@@ -615,7 +622,7 @@ export class Router extends TypedEmitter<RouterEvents> {
    * reader's other devices. Receipts for one's own messages clear entries but are not routed.
    */
   receipt(sender: Sender, frame: ClientReceiptFrame): Promise<ErrorFrame | undefined> {
-    return Promise.resolve(this.receiptNow(sender, frame));
+    return driveAsync(this.#receipt(sender, frame));
   }
 
   /**
