@@ -61,7 +61,7 @@ const directOutbox: OutboxFactory = (hooks) => ({
   close() {},
 });
 
-async function world(kind: "queue" | "direct") {
+export async function world(kind: "queue" | "direct") {
   const clock = new ManualClock(1_000_000);
   const bus = new MemoryNodeBus();
   const directory = new MemorySessionDirectory();

@@ -1,4 +1,4 @@
-import type { DeviceId, UserId } from "../core/ids.js";
+import { type DeviceId, type DeviceKey, deviceKey, type UserId } from "../core/ids.js";
 import type { MaybePromise } from "../core/maybe.js";
 
 /**
@@ -14,11 +14,18 @@ export interface DeviceRegistry {
   unlink(userId: UserId, deviceId: DeviceId): MaybePromise<void>;
   /** Every linked device of a user, in link order. */
   devices(userId: UserId): MaybePromise<readonly DeviceId[]>;
+  /**
+   * Optional: {@link devices} as {@link DeviceKey}s, the same strings every time (a group
+   * fan-out then builds no key per recipient). Without it the router builds the keys.
+   */
+  keys?(userId: UserId): MaybePromise<readonly DeviceKey[]>;
 }
 
 /** The in-memory {@link DeviceRegistry}: it answers at once, never with a promise. */
 export class MemoryDeviceRegistry implements DeviceRegistry {
   readonly #devices = new Map<UserId, DeviceId[]>();
+  /** Each user's device keys, replaced (never changed) when a device is linked or unlinked. */
+  readonly #keys = new Map<UserId, readonly DeviceKey[]>();
 
   link(userId: UserId, deviceId: DeviceId): void {
     this.linkSync(userId, deviceId);
@@ -31,15 +38,26 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
       list = [];
       this.#devices.set(userId, list);
     }
-    if (!list.includes(deviceId)) list.push(deviceId);
+    if (list.includes(deviceId)) return;
+    list.push(deviceId);
+    this.#keys.set(
+      userId,
+      Object.freeze([...(this.#keys.get(userId) ?? []), deviceKey(userId, deviceId)]),
+    );
   }
 
   unlink(userId: UserId, deviceId: DeviceId): void {
     const list = this.#devices.get(userId);
     if (!list) return;
     const i = list.indexOf(deviceId);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.#devices.delete(userId);
+    if (i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) {
+      this.#devices.delete(userId);
+      this.#keys.delete(userId);
+    } else {
+      this.#keys.set(userId, Object.freeze(list.map((d) => deviceKey(userId, d))));
+    }
   }
 
   devices(userId: UserId): readonly DeviceId[] {
@@ -50,6 +68,16 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
   devicesSync(userId: UserId): readonly DeviceId[] {
     return this.#devices.get(userId) ?? NONE;
   }
+
+  keys(userId: UserId): readonly DeviceKey[] {
+    return this.keysSync(userId);
+  }
+
+  /** Synchronous {@link keys}: a frozen array, safe to keep. */
+  keysSync(userId: UserId): readonly DeviceKey[] {
+    return this.#keys.get(userId) ?? NO_KEYS;
+  }
 }
 
 const NONE: readonly DeviceId[] = Object.freeze([]);
+const NO_KEYS: readonly DeviceKey[] = Object.freeze([]);

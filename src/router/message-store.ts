@@ -18,7 +18,7 @@ export type Retention =
  * may answer at once (in memory) or with a promise.
  */
 export interface MessageStore {
-  /** Stores an accepted message and the devices it is addressed to. */
+  /** Stores an accepted message and the devices it is addressed to (distinct keys). */
   put(envelope: Envelope, recipients: readonly DeviceKey[]): MaybePromise<void>;
   /** A stored message, if it is still kept. */
   get(id: MessageId): MaybePromise<Envelope | undefined>;
@@ -35,10 +35,27 @@ export interface MessageStore {
   purge(now: number): MaybePromise<number>;
 }
 
+/**
+ * A stored message and who still lacks it: the recipient list as given plus a bitmap, so a
+ * 1,024-member group costs one copy of the list, not a set of 1,023 keys. Deliveries are
+ * found by a cursor while they come in list order (a client's batched acks, a fan-out
+ * drained in order) and through an index built at the first one that does not.
+ */
 interface Stored {
-  envelope: Envelope;
-  pending: Set<DeviceKey>;
+  readonly envelope: Envelope;
+  readonly recipients: readonly DeviceKey[];
+  /** 1 where the device has it; allocated at the first delivery. */
+  got: Uint8Array | undefined;
+  /** Recipients still without it. */
+  left: number;
+  /** Where the next in-order delivery is expected. */
+  cursor: number;
+  /** Position of each recipient, built when deliveries leave list order. */
+  index: Map<DeviceKey, number> | undefined;
 }
+
+/** Up to this many recipients a delivery is found by a scan, not an index. */
+const SCAN_UP_TO = 8;
 
 /** The in-memory {@link MessageStore}: it answers at once. */
 export class MemoryMessageStore implements MessageStore {
@@ -57,16 +74,23 @@ export class MemoryMessageStore implements MessageStore {
 
   /** Synchronous {@link put}. */
   putSync(envelope: Envelope, recipients: readonly DeviceKey[]): void {
-    this.#byId.set(envelope.id, { envelope, pending: new Set(recipients) });
-    if (this.#retention.mode === "history") {
+    const relay = this.#retention.mode === "relay";
+    if (relay && recipients.length === 0) return;
+    this.#byId.set(envelope.id, {
+      envelope,
+      recipients: recipients.slice(),
+      got: undefined,
+      left: recipients.length,
+      cursor: 0,
+      index: undefined,
+    });
+    if (!relay) {
       let list = this.#byConversation.get(envelope.conversation);
       if (!list) {
         list = [];
         this.#byConversation.set(envelope.conversation, list);
       }
       list.push(envelope);
-    } else if (recipients.length === 0) {
-      this.#byId.delete(envelope.id);
     }
   }
 
@@ -95,9 +119,14 @@ export class MemoryMessageStore implements MessageStore {
   /** Synchronous {@link delivered}. */
   deliveredSync(id: MessageId, device: DeviceKey): void {
     const s = this.#byId.get(id);
-    if (!s) return;
-    s.pending.delete(device);
-    if (s.pending.size === 0 && this.#retention.mode === "relay") this.#byId.delete(id);
+    if (!s || s.left === 0) return;
+    const i = position(s, device);
+    if (i < 0) return;
+    s.got ??= new Uint8Array(s.recipients.length);
+    const got = s.got;
+    if (got[i] === 1) return;
+    got[i] = 1;
+    if (--s.left === 0 && this.#retention.mode === "relay") this.#byId.delete(id);
   }
 
   history(
@@ -131,4 +160,20 @@ export class MemoryMessageStore implements MessageStore {
   get size(): number {
     return this.#byId.size;
   }
+}
+
+/** Where `device` is in the message's recipient list, or -1. */
+function position(s: Stored, device: DeviceKey): number {
+  const list = s.recipients;
+  const c = s.cursor;
+  if (list[c] === device) {
+    s.cursor = c + 1;
+    return c;
+  }
+  if (list.length <= SCAN_UP_TO) return list.indexOf(device);
+  if (!s.index) {
+    s.index = new Map();
+    for (let i = 0; i < list.length; i++) s.index.set(list[i]!, i);
+  }
+  return s.index.get(device) ?? -1;
 }

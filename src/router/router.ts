@@ -512,7 +512,17 @@ export class Router extends TypedEmitter<RouterEvents> {
     users: readonly UserId[],
     sender: Sender | undefined,
   ): MaybePromise<DeviceKey[]> {
-    const answers = users.map((u) => this.devices.devices(u));
+    const registry = this.devices;
+    if (registry.keys) {
+      // The registry's own key strings: no key is built per recipient.
+      const own = sender === undefined ? undefined : deviceKey(sender.userId, sender.deviceId);
+      const lists = users.map((u) => registry.keys!(u));
+      if (lists.some(isPromiseLike)) {
+        return Promise.all(lists).then((ls) => joinKeys(users, ls, sender?.userId, own));
+      }
+      return joinKeys(users, lists as readonly (readonly DeviceKey[])[], sender?.userId, own);
+    }
+    const answers = users.map((u) => registry.devices(u));
     // Asked all at once: a remote registry answers a large group in one round trip's time.
     if (answers.some(isPromiseLike)) {
       return Promise.all(answers).then((lists) => recipientKeys(users, lists, sender));
@@ -1005,6 +1015,25 @@ function recipientKeys(
     for (const d of lists[i]!) {
       if (sender && u === sender.userId && d === sender.deviceId) continue;
       out.push(deviceKey(u, d));
+    }
+  }
+  return out;
+}
+
+/** The device keys of `users` (aligned lists), but `own` (the sending device of `sender`). */
+function joinKeys(
+  users: readonly UserId[],
+  lists: readonly (readonly DeviceKey[])[],
+  sender: UserId | undefined,
+  own: DeviceKey | undefined,
+): DeviceKey[] {
+  const out: DeviceKey[] = [];
+  for (let i = 0; i < users.length; i++) {
+    const list = lists[i]!;
+    if (users[i] === sender) {
+      for (const k of list) if (k !== own) out.push(k);
+    } else {
+      for (let j = 0; j < list.length; j++) out.push(list[j]!);
     }
   }
   return out;
