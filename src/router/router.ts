@@ -209,7 +209,16 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** Devices whose connect or disconnect finished while a send was in that window, and when. */
   readonly #changed = new Map<DeviceKey, number>();
   #epoch = 0;
-  #transmits: Transmit[] = [];
+  /** Transmissions waiting for the flush, as runs of one envelope. */
+  #runs: Run[] = [];
+  #lastRun: Run | undefined;
+  /** How many of the waiting transmissions need a directory lookup. */
+  #unresolved = 0;
+  /** The directory, when it answers per device at once (see SessionDirectory.lookupDeviceSync). */
+  readonly #live: SessionDirectory | undefined;
+  /** The outbox's online predicate over {@link #live}: a device with a connect or disconnect in progress keeps the queue's state. */
+  readonly #liveOnline = (d: DeviceKey): boolean | undefined =>
+    this.#deviceOps.has(d) ? undefined : this.#live!.lookupDeviceSync!(d).length > 0;
   /** Batches waiting for (or sending after) a directory lookup, in order. */
   #lookupChain: Promise<void> = Promise.resolve();
   #lookups = 0;
@@ -221,6 +230,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     super();
     this.nodeId = options.nodeId ?? ("node-1" as NodeId);
     this.directory = options.directory ?? new MemorySessionDirectory();
+    this.#live = this.directory.lookupDeviceSync ? this.directory : undefined;
     this.devices = options.devices ?? new MemoryDeviceRegistry();
     this.bus = options.bus ?? new MemoryNodeBus();
     this.messages = options.messages;
@@ -541,8 +551,41 @@ export class Router extends TypedEmitter<RouterEvents> {
     | { ok: false; code: "recipient_queue_full" }
     | { ok: false; code: "duplicate"; record: SentRecord }
   > {
-    // From the lookup to the enqueue the snapshot may go stale (a remote directory answers
-    // late): a device this node connected or disconnected meanwhile keeps the queue's state.
+    let result: EnqueueResult;
+    if (this.#live) {
+      // The directory answers per device at once: the outbox asks it when it enqueues (a
+      // device with a connect or disconnect in progress keeps the queue's state).
+      const sync = this.outbox.sync;
+      result = sync
+        ? sync.enqueueSync(envelope, recipients, { online: this.#liveOnline })
+        : ((yield this.outbox.enqueue(envelope, recipients, {
+            online: this.#liveOnline,
+          })) as EnqueueResult);
+    } else {
+      result = yield* this.#enqueueSnapshot(envelope, users, recipients);
+    }
+    if (!result.ok) return result;
+    // History keeps what was accepted only (a refused or duplicate send never enters it).
+    if (this.messages) yield this.messages.put(envelope, recipients);
+    yield this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
+    // The first transmissions go out now (tracked first, so even an ack that comes back at
+    // once finds the message), with the sessions just looked up. When a step above had to
+    // wait, the flush scheduled by the transmit has already sent them.
+    this.#flushTransmits();
+    if (this.listenerCount("accepted") > 0) this.emit("accepted", envelope, recipients);
+    return { ok: true };
+  }
+
+  /**
+   * Enqueues with a snapshot of the recipients' sessions (a directory that answers per user,
+   * maybe late). From the lookup to the enqueue the snapshot may go stale: a device this node
+   * connected or disconnected meanwhile keeps the queue's state.
+   */
+  *#enqueueSnapshot(
+    envelope: Envelope,
+    users: readonly UserId[],
+    recipients: readonly DeviceKey[],
+  ): Steps<EnqueueResult> {
     const since = this.#openSnapshot();
     let result: EnqueueResult;
     try {
@@ -582,16 +625,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     } finally {
       this.#closeSnapshot(since);
     }
-    if (!result.ok) return result;
-    // History keeps what was accepted only (a refused or duplicate send never enters it).
-    if (this.messages) yield this.messages.put(envelope, recipients);
-    yield this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
-    // The first transmissions go out now (tracked first, so even an ack that comes back at
-    // once finds the message), with the sessions just looked up. When a step above had to
-    // wait, the flush scheduled by the transmit has already sent them.
-    this.#flushTransmits();
-    if (this.listenerCount("accepted") > 0) this.emit("accepted", envelope, recipients);
-    return { ok: true };
+    return result;
   }
 
   /**
@@ -861,13 +895,21 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   #transmit(device: DeviceKey, envelope: Envelope): void {
-    // The first transmission of a message being accepted knows its sessions already.
-    const route = this.#routes.get(envelope.id);
-    this.#transmits.push({
-      device,
-      envelope,
-      sessions: route === undefined ? undefined : (route.get(device) ?? NO_SESSIONS),
-    });
+    // Consecutive transmissions of one envelope (a fan-out) share a run: one packet per node.
+    let run = this.#lastRun;
+    if (run === undefined || run.envelope !== envelope) {
+      run = { envelope, devices: [], sessions: this.#live ? undefined : [] };
+      this.#runs.push(run);
+      this.#lastRun = run;
+    }
+    run.devices.push(device);
+    if (run.sessions) {
+      // The first transmission of a message being accepted knows its sessions already.
+      const route = this.#routes.get(envelope.id);
+      const known = route === undefined ? undefined : (route.get(device) ?? NO_SESSIONS);
+      if (known === undefined) this.#unresolved++;
+      run.sessions.push(known);
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flushTransmits());
@@ -875,29 +917,35 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /**
-   * Sends every pending transmit, one packet per (node, message), in the order they came.
-   * A batch whose transmits all know their sessions goes out now; one with retries or
-   * reconnect sends (no route) waits for one directory lookup, and every later batch waits
-   * behind it, so a device's transmissions never overtake each other.
+   * Sends every pending transmit, one packet per (node, run of one envelope), in the order
+   * they came, so a session's messages never overtake each other. With a directory that
+   * answers per device at once, the sessions are read now. Otherwise a batch whose transmits
+   * all know their sessions goes out now; one with retries or reconnect sends (no route)
+   * waits for one directory lookup, and every later batch waits behind it.
    */
   #flushTransmits(): void {
     this.#flushScheduled = false;
-    const batch = this.#transmits;
-    if (batch.length === 0) return;
-    this.#transmits = [];
-    if (this.#lookups === 0 && batch.every((t) => t.sessions !== undefined)) {
-      this.#sendBatch(batch, undefined);
+    const runs = this.#runs;
+    if (runs.length === 0) return;
+    this.#runs = [];
+    this.#lastRun = undefined;
+    const unresolved = this.#unresolved;
+    this.#unresolved = 0;
+    if (this.#lookups === 0 && unresolved === 0) {
+      this.#sendRuns(runs, undefined);
       return;
     }
     this.#lookups++;
     const run = () => {
       const users = new Set<UserId>();
-      for (const t of batch)
-        if (t.sessions === undefined) users.add(splitDeviceKey(t.device).userId);
-      if (users.size === 0) return this.#sendBatch(batch, undefined);
-      return andThen(this.directory.lookupMany([...users]), (sessions) =>
-        this.#sendBatch(batch, sessions),
-      );
+      for (const r of runs) {
+        const sessions = r.sessions!;
+        for (let i = 0; i < r.devices.length; i++) {
+          if (sessions[i] === undefined) users.add(splitDeviceKey(r.devices[i]!).userId);
+        }
+      }
+      if (users.size === 0) return this.#sendRuns(runs, undefined);
+      return andThen(this.directory.lookupMany([...users]), (found) => this.#sendRuns(runs, found));
     };
     // `then` turns a port that throws at once into a rejection: reported, never thrown.
     this.#lookupChain = this.#lookupChain
@@ -908,32 +956,48 @@ export class Router extends TypedEmitter<RouterEvents> {
       });
   }
 
-  /** Groups a batch per message (sessions known, or found in `sessions`) and sends it. */
-  #sendBatch(
-    batch: readonly Transmit[],
-    sessions: ReadonlyMap<UserId, readonly Session[]> | undefined,
+  /** Sends each run as one packet per node, its sessions read live, known, or found in `looked`. */
+  #sendRuns(
+    runs: readonly Run[],
+    looked: ReadonlyMap<UserId, readonly Session[]> | undefined,
   ): void {
-    const perMessage = new Map<Envelope, Session[]>();
-    for (const t of batch) {
-      let found: readonly Session[] = t.sessions ?? NO_SESSIONS;
-      if (t.sessions === undefined && sessions) {
-        const { userId: u, deviceId: d } = splitDeviceKey(t.device);
-        found = (sessions.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
-      }
-      if (found.length === 0) continue;
-      const known = perMessage.get(t.envelope);
-      if (known) known.push(...found);
-      else perMessage.set(t.envelope, [...found]);
-    }
-    this.#sendMessages(perMessage);
-  }
-
-  #sendMessages(perMessage: ReadonlyMap<Envelope, readonly Session[]>): void {
-    for (const [envelope, list] of perMessage) {
+    const live = this.#live;
+    for (const run of runs) {
       try {
-        const sent = this.#publishToSessions(list, messageFrame(envelope));
-        if (isPromiseLike(sent))
-          Promise.resolve(sent).catch((c: unknown) => this.#transmitFailed(c));
+        const byNode = new Map<NodeId, SessionId[]>();
+        let node: NodeId | undefined;
+        let to: SessionId[] = [];
+        const { devices, sessions } = run;
+        for (let i = 0; i < devices.length; i++) {
+          let found: readonly Session[];
+          if (live) found = live.lookupDeviceSync!(devices[i]!);
+          else {
+            const known = sessions![i];
+            if (known !== undefined) found = known;
+            else if (looked) {
+              const { userId: u, deviceId: d } = splitDeviceKey(devices[i]!);
+              found = (looked.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
+            } else found = NO_SESSIONS;
+          }
+          for (let j = 0; j < found.length; j++) {
+            const s = found[j]!;
+            if (s.nodeId !== node) {
+              node = s.nodeId;
+              let list = byNode.get(node);
+              if (!list) {
+                list = [];
+                byNode.set(node, list);
+              }
+              to = list;
+            }
+            to.push(s.sessionId);
+          }
+        }
+        if (byNode.size === 0) continue;
+        const frame = messageFrame(run.envelope);
+        for (const [n, list] of byNode) {
+          void this.#publish(n, { kind: "frames", to: list, frame });
+        }
       } catch (cause) {
         this.#transmitFailed(cause);
       }
@@ -995,12 +1059,16 @@ export class Router extends TypedEmitter<RouterEvents> {
 
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
 
-/** One pending transmission of the outbox. */
-interface Transmit {
-  readonly device: DeviceKey;
+/** Consecutive transmissions of one envelope, waiting for the flush. */
+interface Run {
   readonly envelope: Envelope;
-  /** Known at once for the first transmission of a message being accepted. */
-  readonly sessions: readonly Session[] | undefined;
+  readonly devices: DeviceKey[];
+  /**
+   * Aligned with `devices`: the sessions known when it was transmitted (the route of a
+   * message being accepted) or undefined (to be looked up). Absent when the directory
+   * answers per device at once: the sessions are read at the flush.
+   */
+  readonly sessions: (readonly Session[] | undefined)[] | undefined;
 }
 
 /** The devices of `users` (their device lists, aligned), but the sending device. */

@@ -1,4 +1,10 @@
-import type { NodeId, SessionId, UserId } from "../core/ids.js";
+import {
+  type DeviceKey,
+  deviceKey,
+  type NodeId,
+  type SessionId,
+  type UserId,
+} from "../core/ids.js";
 import type { MaybePromise } from "../core/maybe.js";
 import type { Session } from "../core/types.js";
 
@@ -21,6 +27,12 @@ export interface SessionDirectory {
   sessionsOf(nodeId: NodeId): MaybePromise<readonly Session[]>;
   /** Drops every session owned by a node that stopped heartbeating; returns what it dropped. */
   dropNode(nodeId: NodeId): MaybePromise<readonly Session[]>;
+  /**
+   * Optional, for a directory in this process: the live sessions of one device, answered at
+   * once (a view: copy it before keeping it). With it the router asks per delivery, at the
+   * moment it transmits, instead of looking up every recipient of each message first.
+   */
+  lookupDeviceSync?(device: DeviceKey): readonly Session[];
 }
 
 /** The in-memory {@link SessionDirectory}: one process, no services; it answers at once. */
@@ -28,6 +40,7 @@ export class MemorySessionDirectory implements SessionDirectory {
   readonly #byUser = new Map<UserId, Session[]>();
   readonly #byId = new Map<SessionId, Session>();
   readonly #byNode = new Map<NodeId, Set<SessionId>>();
+  readonly #byDevice = new Map<DeviceKey, Session[]>();
 
   register(session: Session): void {
     this.registerSync(session);
@@ -43,6 +56,10 @@ export class MemorySessionDirectory implements SessionDirectory {
       this.#byUser.set(session.userId, list);
     }
     list.push(session);
+    const key = deviceKey(session.userId, session.deviceId);
+    const forDevice = this.#byDevice.get(key);
+    if (forDevice) forDevice.push(session);
+    else this.#byDevice.set(key, [session]);
     let node = this.#byNode.get(session.nodeId);
     if (!node) {
       node = new Set();
@@ -66,6 +83,13 @@ export class MemorySessionDirectory implements SessionDirectory {
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) this.#byUser.delete(s.userId);
     }
+    const key = deviceKey(s.userId, s.deviceId);
+    const forDevice = this.#byDevice.get(key);
+    if (forDevice) {
+      const i = forDevice.indexOf(s);
+      if (i >= 0) forDevice.splice(i, 1);
+      if (forDevice.length === 0) this.#byDevice.delete(key);
+    }
     const node = this.#byNode.get(s.nodeId);
     node?.delete(sessionId);
     if (node?.size === 0) this.#byNode.delete(s.nodeId);
@@ -79,6 +103,11 @@ export class MemorySessionDirectory implements SessionDirectory {
   /** Synchronous {@link lookup}. The array is a live view: copy it before keeping it. */
   lookupSync(userId: UserId): readonly Session[] {
     return this.#byUser.get(userId) ?? EMPTY;
+  }
+
+  /** The live sessions of one device, oldest first: a live view, copy it before keeping it. */
+  lookupDeviceSync(device: DeviceKey): readonly Session[] {
+    return this.#byDevice.get(device) ?? EMPTY;
   }
 
   lookupMany(userIds: readonly UserId[]): ReadonlyMap<UserId, readonly Session[]> {

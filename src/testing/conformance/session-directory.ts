@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   deviceId,
+  deviceKey,
   type NodeId,
   nodeId,
   type Session,
@@ -149,6 +150,32 @@ export function sessionDirectoryConformance(
       assert.deepEqual([...(await dir.dropNode(nodeId("n1")))], [], "dropping again drops nothing");
       assert.deepEqual([...(await dir.dropNode(nodeId("unknown")))], []);
     }),
+
+    with_(
+      "lookupDeviceSync, where offered, agrees with lookup through registers, replaces and unregisters",
+      async (dir) => {
+        if (!dir.lookupDeviceSync) return;
+        const perDevice = (user: string, device: string) =>
+          ids(dir.lookupDeviceSync!(deviceKey(userId(user), deviceId(device))));
+        const perUser = async (user: string, device: string) =>
+          ids((await dir.lookup(userId(user))).filter((s) => s.deviceId === device));
+        await dir.register(sess("s1", "alice", "n1", 1, "phone"));
+        await dir.register(sess("s2", "alice", "n2", 2, "phone"));
+        await dir.register(sess("s3", "alice", "n1", 3, "laptop"));
+        assert.deepEqual(perDevice("alice", "phone"), ["s1", "s2"]);
+        assert.deepEqual(perDevice("alice", "phone"), await perUser("alice", "phone"));
+        assert.deepEqual(perDevice("alice", "laptop"), ["s3"]);
+        // The same session id registered again for another device moves it.
+        await dir.register(sess("s1", "alice", "n1", 4, "laptop"));
+        assert.deepEqual(perDevice("alice", "phone"), ["s2"]);
+        assert.deepEqual(perDevice("alice", "laptop"), await perUser("alice", "laptop"));
+        await dir.unregister(sessionId("s2"));
+        await dir.dropNode(nodeId("n1"));
+        assert.deepEqual(perDevice("alice", "phone"), []);
+        assert.deepEqual(perDevice("alice", "laptop"), []);
+        assert.deepEqual(perDevice("nobody", "x"), []);
+      },
+    ),
 
     with_("ids with colons, braces, spaces and unicode round-trip", async (dir) => {
       const odd = sess("s:{1} é", "user:{x}*?[a]", "node {a}:b", 5, "dev 📱");
