@@ -191,7 +191,7 @@ const DAY = 86_400_000;
 const LANE_INDEX: Record<Priority, 0 | 1 | 2> = { high: 0, normal: 1, low: 2 };
 const LOW = 2;
 /** A device holding more entries than this gets an id index (see `DeviceState.index`). */
-const INDEX_ABOVE = 8;
+const INDEX_ABOVE = 32;
 const NO_OPTIONS: EnqueueOptions = Object.freeze({});
 const ACCEPTED: EnqueueResult = Object.freeze({ ok: true });
 
@@ -790,12 +790,14 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       this.emit("refused", message.envelope, result.full);
       return { ok: false, code: "recipient_queue_full", full: result.full };
     }
+    // Every device new to the store holds no entry of it here either: no search needed.
+    const fresh = result.added === devices.length;
     for (let i = 0; i < devices.length; i++) {
       const key = devices[i]!;
       const state = this.#state(key);
       const wasOnline = state.online;
       const isOnline = online ? (online(key) ?? wasOnline) : wasOnline;
-      this.#insert(state, message);
+      this.#insert(state, message, true, !fresh);
       if (isOnline && !wasOnline) this.#connect(state);
       else if (!isOnline && wasOnline) this.#disconnect(state);
       else this.#pump(state, this.#window);
@@ -855,9 +857,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     return undefined;
   }
 
-  #insert(state: DeviceState, m: QueuedMessage, trackExpiry = true): boolean {
+  #insert(state: DeviceState, m: QueuedMessage, trackExpiry = true, check = true): boolean {
     const env = m.envelope;
-    if (state.count > 0 && this.#find(state, env.id)) return false;
+    if (check && state.count > 0 && this.#find(state, env.id)) return false;
     const e: Entry = {
       device: state,
       envelope: env,

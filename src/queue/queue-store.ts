@@ -135,11 +135,20 @@ interface SentSlot {
 }
 
 /**
+ * A stored message: one record per message, shared by every device that holds it (a
+ * 1,024-member group stores one record and 1,023 references to it), with how many do.
+ */
+interface Held {
+  readonly message: QueuedMessage;
+  count: number;
+}
+
+/**
  * One device's entries in append order: an array while it is small, a Map once it grows.
  * Most devices hold one or two entries that come and go: a scan finds them at once, where a
  * Map that keeps filling and emptying pays a rehash each time it empties.
  */
-type Slots = QueuedMessage[] | Map<MessageId, QueuedMessage>;
+type Slots = Held[] | Map<MessageId, Held>;
 
 /** A device's entries become a Map above this many. */
 const SLOTS_MAP_ABOVE = 16;
@@ -153,7 +162,7 @@ function sizeOf(slots: Slots): number {
 
 function holds(slots: Slots, id: MessageId): boolean {
   if (!Array.isArray(slots)) return slots.has(id);
-  for (let i = 0; i < slots.length; i++) if (slots[i]!.envelope.id === id) return true;
+  for (let i = 0; i < slots.length; i++) if (slots[i]!.message.envelope.id === id) return true;
   return false;
 }
 
@@ -161,11 +170,15 @@ function holds(slots: Slots, id: MessageId): boolean {
  * The in-memory {@link QueueStore}: one process, nothing survives it.
  * @remarks Entries of a device sit in an array while few (acks come in order, so removal
  * takes the head) and in an insertion-ordered Map once many, so append, remove and count
- * stay O(1). Dedupe records are swept lazily, oldest first. It answers synchronously too
+ * stay O(1). A message is one record that the devices holding it share, and a message no
+ * device holds yet is appended without looking for it in each device's entries. Dedupe
+ * records are swept lazily, oldest first. It answers synchronously too
  * ({@link SyncQueueStore}), which gives the delivery queue its promise-free fast path.
  */
 export class MemoryQueueStore implements SyncQueueStore {
   readonly #byDevice = new Map<DeviceKey, Slots>();
+  /** The record of every message some device holds. */
+  readonly #held = new Map<MessageId, Held>();
   /** How many devices have no entries (their slots kept for reuse). */
   #empty = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
@@ -212,19 +225,35 @@ export class MemoryQueueStore implements SyncQueueStore {
     return added === 1 ? ADDED_ONE : { ok: true, added };
   }
 
+  /** The record of `message`: the one already held, or a new one (not yet counted). */
+  #record(message: QueuedMessage): Held {
+    const id = message.envelope.id;
+    let held = this.#held.get(id);
+    if (!held) {
+      held = { message, count: 0 };
+      this.#held.set(id, held);
+    }
+    return held;
+  }
+
   /** The common append: one recipient device (one lookup, no lists). */
   #appendOne(message: QueuedMessage, d: DeviceKey, maxPerDevice: number): number | AppendResult {
     const slots = this.#byDevice.get(d);
+    const known = this.#held.has(message.envelope.id);
     if (!slots) {
       if (maxPerDevice < 1) return { ok: false, full: [d] };
-      this.#byDevice.set(d, [message]);
+      const held = this.#record(message);
+      held.count++;
+      this.#byDevice.set(d, [held]);
       return 1;
     }
     const size = sizeOf(slots);
-    if (size > 0 && holds(slots, message.envelope.id)) return 0;
+    if (known && size > 0 && holds(slots, message.envelope.id)) return 0;
     if (size + 1 > maxPerDevice) return { ok: false, full: [d] };
     if (size === 0) this.#empty--;
-    this.#add(d, slots, message);
+    const held = this.#record(message);
+    held.count++;
+    this.#add(d, slots, held);
     return 1;
   }
 
@@ -234,43 +263,60 @@ export class MemoryQueueStore implements SyncQueueStore {
     maxPerDevice: number,
   ): number | AppendResult {
     const id = message.envelope.id;
+    // A message no device holds needs no search of each device's entries.
+    const known = this.#held.has(id);
+    const n = recipients.length;
+    const found: (Slots | undefined | null)[] = new Array(n);
     let full: DeviceKey[] | undefined;
-    for (let i = 0; i < recipients.length; i++) {
+    for (let i = 0; i < n; i++) {
       const d = recipients[i]!;
       const slots = this.#byDevice.get(d);
-      const size = slots ? (holds(slots, id) ? 0 : sizeOf(slots) + 1) : 1;
-      if (size > maxPerDevice) {
+      if (known && slots && holds(slots, id)) {
+        found[i] = null; // already there
+        continue;
+      }
+      found[i] = slots;
+      if ((slots ? sizeOf(slots) : 0) + 1 > maxPerDevice) {
         full ??= [];
         full.push(d);
       }
     }
     if (full) return { ok: false, full };
+    const held = this.#record(message);
     let added = 0;
-    for (let i = 0; i < recipients.length; i++) {
+    for (let i = 0; i < n; i++) {
+      const slots = found[i];
+      if (slots === null) continue;
       const d = recipients[i]!;
-      const slots = this.#byDevice.get(d);
-      if (!slots) {
-        this.#byDevice.set(d, [message]);
+      // A device listed twice finds its own first append: skipped.
+      if (slots === undefined) {
+        if (this.#byDevice.has(d)) continue;
+        this.#byDevice.set(d, [held]);
+      } else if (Array.isArray(slots)) {
+        // (An array that outgrew itself into a Map still ends with what was pushed last.)
+        if (slots.length > 0 && slots[slots.length - 1] === held) continue;
+        if (slots.length === 0) this.#empty--;
+        this.#add(d, slots, held);
       } else {
-        const size = sizeOf(slots);
-        if (size > 0 && holds(slots, id)) continue;
-        if (size === 0) this.#empty--;
-        this.#add(d, slots, message);
+        if (slots.get(id) === held) continue;
+        this.#add(d, slots, held);
       }
       added++;
     }
+    held.count += added;
+    if (held.count === 0) this.#held.delete(id);
     return added;
   }
 
   /** Appends to a device's entries, which become a Map when they outgrow an array. */
-  #add(d: DeviceKey, slots: Slots, message: QueuedMessage): void {
+  #add(d: DeviceKey, slots: Slots, held: Held): void {
     if (!Array.isArray(slots)) {
-      slots.set(message.envelope.id, message);
+      slots.set(held.message.envelope.id, held);
       return;
     }
-    slots.push(message);
+    slots.push(held);
     if (slots.length > SLOTS_MAP_ABOVE) {
-      this.#byDevice.set(d, new Map(slots.map((m) => [m.envelope.id, m])));
+      this.#byDevice.set(d, new Map(slots.map((h) => [h.message.envelope.id, h])));
     }
   }
 
@@ -279,10 +325,17 @@ export class MemoryQueueStore implements SyncQueueStore {
     this.#empty = 0;
   }
 
+  /** One device's entry is gone: the message's record goes with its last holder. */
+  #released(held: Held): void {
+    if (--held.count === 0) this.#held.delete(held.message.envelope.id);
+  }
+
   async list(device: DeviceKey): Promise<readonly QueuedMessage[]> {
     const slots = this.#byDevice.get(device);
     if (!slots) return [];
-    return Array.isArray(slots) ? slots.slice() : [...slots.values()];
+    const out: QueuedMessage[] = [];
+    for (const h of slots.values()) out.push(h.message);
+    return out;
   }
 
   async count(device: DeviceKey): Promise<number> {
@@ -309,21 +362,27 @@ export class MemoryQueueStore implements SyncQueueStore {
       for (let k = 0; k < ids.length; k++) {
         const id = ids[k]!;
         // Acks come mostly in order: the head.
-        if (slots[0]?.envelope.id === id) {
-          slots.shift();
+        if (slots[0]?.message.envelope.id === id) {
+          this.#released(slots.shift()!);
           n++;
           continue;
         }
         for (let i = 1; i < slots.length; i++) {
-          if (slots[i]!.envelope.id === id) {
-            slots.splice(i, 1);
+          if (slots[i]!.message.envelope.id === id) {
+            this.#released(slots.splice(i, 1)[0]!);
             n++;
             break;
           }
         }
       }
     } else {
-      for (let k = 0; k < ids.length; k++) if (slots.delete(ids[k]!)) n++;
+      for (let k = 0; k < ids.length; k++) {
+        const held = slots.get(ids[k]!);
+        if (!held) continue;
+        slots.delete(ids[k]!);
+        this.#released(held);
+        n++;
+      }
       // Drained: back to a (reused) array.
       if (slots.size === 0) this.#byDevice.set(device, []);
     }

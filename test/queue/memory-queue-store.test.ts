@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type MessageId, messageId, userId } from "../../src/core/index.js";
 import {
@@ -78,5 +79,63 @@ describe("MemoryQueueStore: synchronous methods", () => {
     expect(await s.getSent(alice, clientId, 99)).toBe(first);
     expect(s.getSentSync(alice, clientId, 100)).toBeUndefined();
     expect(await s.getSent(alice, clientId, 100)).toBeUndefined();
+  });
+});
+
+describe("MemoryQueueStore against a model", () => {
+  it("appends (devices listed twice, messages appended again), removals and caps match a plain list per device", async () => {
+    const devices = ["a", "b", "c", "d"].map((d) => dev(d));
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant("append" as const),
+        n: fc.integer({ min: 1, max: 30 }),
+        to: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 6 }),
+        max: fc.integer({ min: 1, max: 24 }),
+      }),
+      fc.record({
+        kind: fc.constant("remove" as const),
+        d: fc.integer({ min: 0, max: 3 }),
+        ns: fc.array(fc.integer({ min: 1, max: 30 }), { maxLength: 5 }),
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 120 }), async (ops) => {
+        const s = new MemoryQueueStore();
+        const model = new Map<string, number[]>(devices.map((d) => [d, []]));
+        for (const o of ops) {
+          if (o.kind === "append") {
+            const to = o.to.map((i) => devices[i]!);
+            const distinct = [...new Set(to)];
+            const fresh = distinct.filter((d) => !model.get(d)!.includes(o.n));
+            const full = to.filter(
+              (d) => !model.get(d)!.includes(o.n) && model.get(d)!.length + 1 > o.max,
+            );
+            const r = s.appendSync(msg(o.n), to, o.max);
+            if (full.length > 0) {
+              expect(r).toEqual({ ok: false, full });
+            } else {
+              expect(r).toEqual({ ok: true, added: fresh.length });
+              for (const d of fresh) model.get(d)!.push(o.n);
+            }
+          } else {
+            const d = devices[o.d]!;
+            const list = model.get(d)!;
+            let removed = 0;
+            for (const n of o.ns) {
+              const i = list.indexOf(n);
+              if (i >= 0) {
+                list.splice(i, 1);
+                removed++;
+              }
+            }
+            expect(s.removeSync(d, o.ns.map(mid))).toBe(removed);
+          }
+          for (const d of devices) {
+            expect(ids(await s.list(d))).toEqual(model.get(d)!.map(mid));
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
