@@ -8,7 +8,8 @@
  * (policy `none`), one bus packet per node, the gateways' writes to their connections.
  *
  * Housekeeping inside the timed loop, after each batch of `BATCH` messages (what clients'
- * batched acks cause): every device's entries are acked on the sender node's queue (its
+ * batched acks cause): every device's entries are acked on the sender node's queue (through
+ * its synchronous face, as the router's receipt path does when the outbox has one; its
  * in-flight window is 16, so without acks delivery would stall) and marked delivered in the
  * message store. The tracker's state is released by a retention sweep (1 ms retention under a
  * manual clock) so the heap stays bounded: the receipt path itself is not measured.
@@ -22,6 +23,7 @@ import {
   type DeviceId,
   type DeviceKey,
   deviceKey,
+  type Envelope,
   type GroupId,
   ManualClock,
   MemoryDeviceRegistry,
@@ -36,7 +38,7 @@ import {
   sequentialIds,
   type UserId,
 } from "../src/index.js";
-import { MemoryQueueStore } from "../src/queue/index.js";
+import { type EnqueueOptions, MemoryQueueStore } from "../src/queue/index.js";
 import { deliveryQueue, type OutboxFactory } from "../src/router/index.js";
 import { type BenchContext, rates } from "./harness.js";
 
@@ -44,22 +46,35 @@ const MEMBERS = 1024;
 const NODES = 4;
 const BATCH = 16;
 
-/** An outbox that transmits to online devices at once and keeps nothing. */
-const directOutbox: OutboxFactory = (hooks) => ({
-  async enqueue(envelope, recipients, options) {
-    for (const d of recipients) if (options?.online?.(d) ?? true) hooks.transmit(d, envelope, 1);
-    return { ok: true };
-  },
-  async ack() {
-    return 0;
-  },
-  deviceConnected() {},
-  deviceDisconnected() {},
-  async checkDuplicate() {
-    return undefined;
-  },
-  close() {},
-});
+/**
+ * An outbox that transmits to online devices at once and keeps nothing; like the queue over
+ * the memory store it answers synchronously too, so both worlds take the same router path.
+ */
+const directOutbox: OutboxFactory = (hooks) => {
+  const sync = {
+    enqueueSync(envelope: Envelope, recipients: readonly DeviceKey[], options?: EnqueueOptions) {
+      for (const d of recipients) if (options?.online?.(d) ?? true) hooks.transmit(d, envelope, 1);
+      return { ok: true } as const;
+    },
+    ackSync: () => 0,
+    checkDuplicateSync: () => undefined,
+  };
+  return {
+    sync,
+    async enqueue(envelope, recipients, options) {
+      return sync.enqueueSync(envelope, recipients, options);
+    },
+    async ack() {
+      return 0;
+    },
+    deviceConnected() {},
+    deviceDisconnected() {},
+    async checkDuplicate() {
+      return undefined;
+    },
+    close() {},
+  };
+};
 
 export async function world(kind: "queue" | "direct") {
   const clock = new ManualClock(1_000_000);
@@ -140,8 +155,12 @@ export async function world(kind: "queue" | "direct") {
     // Let the batched transmits (a microtask flush) reach the gateways.
     for (let i = 0; i < 4; i++) await Promise.resolve();
     const ids = accepted.splice(0);
+    // The router's own receipt path acks through the outbox's synchronous face when it has one.
+    const outbox = sender.router.outbox;
+    const ackSync = outbox.sync;
     for (const d of recipients) {
-      await sender.router.outbox.ack(d, ids);
+      if (ackSync) ackSync.ackSync(d, ids);
+      else await outbox.ack(d, ids);
       for (const id of ids) messages.deliveredSync(id, d);
     }
     clock.advance(2);

@@ -298,6 +298,15 @@ function notice(toUser: UserId, frame: ServerReceiptFrame, exceptDevice?: Device
 
 const isFinal = (s: ReceiptState): boolean => s === "read" || s === "failed";
 
+/** An interned device key, with the stamp of the last track call that listed it. */
+interface Interned {
+  readonly key: DeviceKey;
+  stamp: number;
+}
+
+/** Interned keys are forgotten (all at once) past this many. */
+const INTERNED_MAX = 200_000;
+
 /**
  * Tracks sent / delivered / read per (message, recipient device) and tells the router which
  * receipt frames to send, as `notify` events. Call `track` when the router accepts a message,
@@ -331,7 +340,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   #running = 0;
   // Interned device keys: every tracked message of a device shares one string.
   readonly #keys = new Map<UserId, Map<DeviceId, DeviceKey>>();
-  readonly #interned = new Map<DeviceKey, DeviceKey>();
+  readonly #interned = new Map<DeviceKey, Interned>();
+  /** Stamps one {@link #track} call's keys (see {@link Interned}). */
+  #stamp = 0;
   #sweeper: Timer | undefined;
   #closed = false;
 
@@ -376,20 +387,22 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   ): Steps<boolean> {
     const at = this.#clock.now();
     const keys: DeviceKey[] = [];
-    const seen = recipients.length > 8 ? new Set<string>() : undefined;
     const own = `${envelope.from}/`;
+    // Interning marks each key with this call's stamp: a key seen twice is seen at once.
+    if (this.#interned.size + recipients.length > INTERNED_MAX) this.#interned.clear();
+    const stamp = ++this.#stamp;
     for (const raw of recipients) {
-      let k: DeviceKey;
+      let slot: Interned;
       if (typeof raw === "string") {
         if (raw.startsWith(own)) continue;
-        k = this.#intern(raw);
+        slot = this.#intern(raw);
       } else {
         if (raw.userId === envelope.from) continue;
-        k = this.#key(raw.userId, raw.deviceId);
+        slot = this.#intern(this.#key(raw.userId, raw.deviceId));
       }
-      if (seen ? seen.has(k) : keys.includes(k)) continue;
-      seen?.add(k);
-      keys.push(k);
+      if (slot.stamp === stamp) continue;
+      slot.stamp = stamp;
+      keys.push(slot.key);
     }
     const pending = this.#takeBuffered(envelope.id);
     if (keys.length === 0) return false;
@@ -710,14 +723,14 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** The one shared {@link DeviceKey} string of a device (bounded: reset past 100k users). */
   /** The one shared string of a device key given as a string. */
-  #intern(key: DeviceKey): DeviceKey {
-    let k = this.#interned.get(key);
-    if (k === undefined) {
-      if (this.#interned.size >= 200_000) this.#interned.clear();
-      this.#interned.set(key, key);
-      k = key;
+  /** One shared string (and dedupe stamp) per device key, so a million entries share their keys. */
+  #intern(key: DeviceKey): Interned {
+    let slot = this.#interned.get(key);
+    if (slot === undefined) {
+      slot = { key, stamp: 0 };
+      this.#interned.set(key, slot);
     }
-    return k;
+    return slot;
   }
 
   #key(user: UserId, device: DeviceId): DeviceKey {
