@@ -217,8 +217,18 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** The directory, when it answers per device at once (see SessionDirectory.lookupDeviceSync). */
   readonly #live: SessionDirectory | undefined;
   /** The outbox's online predicate over {@link #live}: a device with a connect or disconnect in progress keeps the queue's state. */
-  readonly #liveOnline = (d: DeviceKey): boolean | undefined =>
-    this.#deviceOps.has(d) ? undefined : this.#live!.lookupDeviceSync!(d).length > 0;
+  readonly #liveOnline = (d: DeviceKey): boolean | undefined => {
+    if (this.#deviceOps.size > 0 && this.#deviceOps.has(d)) return undefined;
+    const sessions = this.#live!.lookupDeviceSync!(d);
+    if (sessions.length === 0) return false;
+    // The outbox transmits to this device next, if at all: its transmissions reuse the answer.
+    this.#askedDevice = d;
+    this.#askedSessions = sessions;
+    return true;
+  };
+  /** The device {@link #liveOnline} asked about last, and the directory's (live) answer. */
+  #askedDevice: DeviceKey | undefined;
+  #askedSessions: readonly Session[] = NO_SESSIONS;
   /** Batches waiting for (or sending after) a directory lookup, in order. */
   #lookupChain: Promise<void> = Promise.resolve();
   #lookups = 0;
@@ -556,11 +566,16 @@ export class Router extends TypedEmitter<RouterEvents> {
       // The directory answers per device at once: the outbox asks it when it enqueues (a
       // device with a connect or disconnect in progress keeps the queue's state).
       const sync = this.outbox.sync;
-      result = sync
-        ? sync.enqueueSync(envelope, recipients, { online: this.#liveOnline })
-        : ((yield this.outbox.enqueue(envelope, recipients, {
-            online: this.#liveOnline,
-          })) as EnqueueResult);
+      try {
+        result = sync
+          ? sync.enqueueSync(envelope, recipients, { online: this.#liveOnline })
+          : ((yield this.outbox.enqueue(envelope, recipients, {
+              online: this.#liveOnline,
+            })) as EnqueueResult);
+      } finally {
+        this.#askedDevice = undefined;
+        this.#askedSessions = NO_SESSIONS;
+      }
     } else {
       result = yield* this.#enqueueSnapshot(envelope, users, recipients);
     }
@@ -898,12 +913,16 @@ export class Router extends TypedEmitter<RouterEvents> {
     // Consecutive transmissions of one envelope (a fan-out) share a run: one packet per node.
     let run = this.#lastRun;
     if (run === undefined || run.envelope !== envelope) {
-      run = { envelope, devices: [], sessions: this.#live ? undefined : [] };
+      run = { envelope, devices: [], sessions: [] };
       this.#runs.push(run);
       this.#lastRun = run;
     }
     run.devices.push(device);
-    if (run.sessions) {
+    if (this.#live) {
+      // Just asked by the outbox (a message being accepted): the directory's live view of
+      // the device's sessions. Otherwise read at the flush.
+      run.sessions.push(device === this.#askedDevice ? this.#askedSessions : undefined);
+    } else {
       // The first transmission of a message being accepted knows its sessions already.
       const route = this.#routes.get(envelope.id);
       const known = route === undefined ? undefined : (route.get(device) ?? NO_SESSIONS);
@@ -929,6 +948,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (runs.length === 0) return;
     this.#runs = [];
     this.#lastRun = undefined;
+    this.#askedDevice = undefined;
+    this.#askedSessions = NO_SESSIONS;
     const unresolved = this.#unresolved;
     this.#unresolved = 0;
     if (this.#lookups === 0 && unresolved === 0) {
@@ -939,7 +960,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     const run = () => {
       const users = new Set<UserId>();
       for (const r of runs) {
-        const sessions = r.sessions!;
+        const sessions = r.sessions;
         for (let i = 0; i < r.devices.length; i++) {
           if (sessions[i] === undefined) users.add(splitDeviceKey(r.devices[i]!).userId);
         }
@@ -970,11 +991,11 @@ export class Router extends TypedEmitter<RouterEvents> {
         const { devices, sessions } = run;
         for (let i = 0; i < devices.length; i++) {
           let found: readonly Session[];
-          if (live) found = live.lookupDeviceSync!(devices[i]!);
+          const known = sessions[i];
+          if (known !== undefined) found = known;
+          else if (live) found = live.lookupDeviceSync!(devices[i]!);
           else {
-            const known = sessions![i];
-            if (known !== undefined) found = known;
-            else if (looked) {
+            if (looked) {
               const { userId: u, deviceId: d } = splitDeviceKey(devices[i]!);
               found = (looked.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
             } else found = NO_SESSIONS;
@@ -1065,10 +1086,10 @@ interface Run {
   readonly devices: DeviceKey[];
   /**
    * Aligned with `devices`: the sessions known when it was transmitted (the route of a
-   * message being accepted) or undefined (to be looked up). Absent when the directory
-   * answers per device at once: the sessions are read at the flush.
+   * message being accepted, or the directory's live view the outbox just asked for), or
+   * undefined: read at the flush (a directory that answers per device) or looked up.
    */
-  readonly sessions: (readonly Session[] | undefined)[] | undefined;
+  readonly sessions: (readonly Session[] | undefined)[];
 }
 
 /** The devices of `users` (their device lists, aligned), but the sending device. */
