@@ -272,6 +272,10 @@ interface DeviceState {
   timer: Timer | undefined;
   timerAt: number;
   pumping: boolean;
+  /** The last enqueue that listed the device (finds a device listed twice). */
+  mark: number;
+  /** Forgotten by the queue (idle and offline): a newer state stands for the device. */
+  detached: boolean;
 }
 
 /**
@@ -318,6 +322,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #releasing = false;
   #releaseAgain = false;
   readonly #devices = new Map<DeviceKey, DeviceState>();
+  /** Stamps each synchronous enqueue's devices (see `DeviceState.mark`). */
+  #mark = 0;
   readonly #stats: Omit<QueueStats, "depth" | "devices" | "backlog"> = {
     enqueued: 0,
     transmitted: 0,
@@ -495,7 +501,28 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   ): EnqueueResult {
     const store = this.#syncStore ?? this.#noSyncStore("enqueueSync");
     const message = this.#admit(envelope);
-    const devices = distinct(recipients);
+    // Each device's state, found once (a device listed twice is dropped on the way).
+    let devices = recipients;
+    let states: DeviceState[] = new Array<DeviceState>(recipients.length);
+    let mark = ++this.#mark;
+    let twice = false;
+    for (let i = 0; i < recipients.length; i++) {
+      const state = this.#state(recipients[i]!);
+      if (state.mark === mark) twice = true;
+      state.mark = mark;
+      states[i] = state;
+    }
+    if (twice) {
+      mark = ++this.#mark;
+      const kept: DeviceState[] = [];
+      for (const state of states) {
+        if (state.mark === mark) continue;
+        state.mark = mark;
+        kept.push(state);
+      }
+      states = kept;
+      devices = kept.map((state) => state.key);
+    }
     let result: AppendResult;
     try {
       result = store.appendSync(
@@ -505,9 +532,16 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         this.#dedupeUntil(message, options),
       );
     } catch (err) {
+      this.#forgetIdle(states);
       throw this.#storeFailure(err, "append");
     }
-    return this.#appended(message, devices, result, options.online);
+    if (!result.ok) this.#forgetIdle(states);
+    return this.#appended(message, devices, result, options.online, states);
+  }
+
+  /** After a refused append: the states built for it that hold nothing go again. */
+  #forgetIdle(states: readonly DeviceState[]): void {
+    for (const state of states) if (state.count === 0 && !state.online) this.#forget(state);
   }
 
   /**
@@ -692,7 +726,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const n = state.count;
     for (const e of entriesOf(state)) this.#remove(e);
     this.#clearTimer(state);
-    this.#devices.delete(device);
+    this.#forget(state);
     this.#blocked.delete(state);
     this.#compactExpiry();
     this.#release();
@@ -783,6 +817,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     devices: readonly DeviceKey[],
     result: AppendResult,
     online: EnqueueOptions["online"],
+    states?: readonly DeviceState[],
   ): EnqueueResult {
     if (!result.ok) {
       if ("duplicate" in result) return { ok: false, code: "duplicate", record: result.duplicate };
@@ -794,7 +829,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const fresh = result.added === devices.length;
     for (let i = 0; i < devices.length; i++) {
       const key = devices[i]!;
-      const state = this.#state(key);
+      // (A callback may have had a state forgotten since it was found.)
+      let state = states?.[i];
+      if (state === undefined || state.detached) state = this.#state(key);
       const wasOnline = state.online;
       const isOnline = online ? (online(key) ?? wasOnline) : wasOnline;
       this.#insert(state, message, true, !fresh);
@@ -841,10 +878,18 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         timer: undefined,
         timerAt: Number.POSITIVE_INFINITY,
         pumping: false,
+        mark: 0,
+        detached: false,
       };
       this.#devices.set(key, s);
     }
     return s;
+  }
+
+  /** Drops an idle device's state (it is built again when needed). */
+  #forget(state: DeviceState): void {
+    if (this.#devices.get(state.key) === state) this.#devices.delete(state.key);
+    state.detached = true;
   }
 
   /** The entry of message `id` held for the device, if any. */
@@ -925,7 +970,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #afterRemoval(state: DeviceState): void {
     if (state.count === 0 && !state.online) {
       this.#clearTimer(state);
-      this.#devices.delete(state.key);
+      this.#forget(state);
       return;
     }
     this.#pump(state, this.#window);
@@ -951,7 +996,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.online = false;
     this.#resetInflight(state);
     this.#blocked.delete(state);
-    if (state.count === 0) this.#devices.delete(state.key);
+    if (state.count === 0) this.#forget(state);
     // Its entries left the backlog: room for deferred entries of others.
     if (was) this.#release();
   }
@@ -1211,7 +1256,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     let next = Number.POSITIVE_INFINITY;
     for (const e of this.#inflight(state)) if (e.dueAt < next) next = e.dueAt;
     if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
-    if (state.count === 0 && !state.online) this.#devices.delete(state.key);
+    if (state.count === 0 && !state.online) this.#forget(state);
   }
 
   #fail(e: Entry, reason: FailReason): void {

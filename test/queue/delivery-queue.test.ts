@@ -301,6 +301,23 @@ describe("DeliveryQueue: the synchronous face", () => {
     );
   });
 
+  it("keeps no state for the devices of a refused synchronous enqueue", () => {
+    const { q } = setup({ maxPerDevice: 1 });
+    const sync = q.sync!;
+    sync.enqueueSync(envelope(1), [phone]);
+    const before = q.stats.devices;
+    const others = ["a", "b", "c"].map((d) => dev(d));
+    expect(sync.enqueueSync(envelope(2), [...others, phone])).toMatchObject({
+      ok: false,
+      code: "recipient_queue_full",
+    });
+    expect(q.stats.devices).toBe(before);
+    // The same devices accepted later start clean.
+    expect(sync.enqueueSync(envelope(3), others)).toEqual({ ok: true });
+    expect(q.stats.devices).toBe(before + 3);
+    q.close();
+  });
+
   it("reports a throwing store as a store error, without retrying in real time", () => {
     const store = new MemoryQueueStore();
     store.appendSync = () => {

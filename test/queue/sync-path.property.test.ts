@@ -25,6 +25,8 @@ type Op =
       kind: "enqueue";
       lane: number;
       mask: number;
+      /** Lists the first device again at the end (a caller that did not dedupe). */
+      twice: boolean;
       online: boolean;
       dupOf: number;
       remember: boolean;
@@ -40,6 +42,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant("enqueue" as const),
       lane: fc.integer({ min: 0, max: 2 }),
       mask: fc.integer({ min: 1, max: 7 }),
+      twice: fc.boolean(),
       online: fc.boolean(),
       // 0: a fresh client id; k > 0: reuse the client id of the k-th last send (a retried send).
       dupOf: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: 1, max: 4 })),
@@ -134,7 +137,8 @@ describe("DeliveryQueue: sync and async faces", () => {
               const earlier = op.dupOf > 0 ? sent[sent.length - op.dupOf] : undefined;
               const env = earlier ? { ...base, clientId: earlier.clientId } : base;
               sent.push(env);
-              const to = DEVICES.filter((_, i) => op.mask & (1 << i));
+              const listed = DEVICES.filter((_, i) => op.mask & (1 << i));
+              const to = op.twice ? [...listed, listed[0]!] : listed;
               // Either the router says who is online, or the queue relies on connect/disconnect.
               const online = (d: DeviceKey) => connected.has(d);
               const opts = { remember: op.remember, ...(op.online ? { online } : {}) };
