@@ -501,7 +501,23 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   ): EnqueueResult {
     const store = this.#syncStore ?? this.#noSyncStore("enqueueSync");
     const message = this.#admit(envelope);
-    // Each device's state, found once (a device listed twice is dropped on the way).
+    if (recipients.length <= 8) {
+      // A few devices: listed twice is found by a scan; their states when they are queued.
+      const devices = distinct(recipients);
+      let result: AppendResult;
+      try {
+        result = store.appendSync(
+          message,
+          devices,
+          this.#maxPerDevice,
+          this.#dedupeUntil(message, options),
+        );
+      } catch (err) {
+        throw this.#storeFailure(err, "append");
+      }
+      return this.#appended(message, devices, result, options.online);
+    }
+    // A fan-out: each device's state, found once (a device listed twice dropped on the way).
     let devices = recipients;
     let states: DeviceState[] = new Array<DeviceState>(recipients.length);
     let mark = ++this.#mark;

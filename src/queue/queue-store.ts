@@ -135,12 +135,12 @@ interface SentSlot {
 }
 
 /**
- * A stored message: one record per message, shared by every device that holds it (a
- * 1,024-member group stores one record and 1,023 references to it), with how many do.
+ * A stored entry: the message and its id, one record per append that every device listed in
+ * it shares (a 1,024-member group stores one record and 1,023 references to it).
  */
 interface Held {
   readonly message: QueuedMessage;
-  count: number;
+  readonly id: MessageId;
 }
 
 /**
@@ -162,7 +162,7 @@ function sizeOf(slots: Slots): number {
 
 function holds(slots: Slots, id: MessageId): boolean {
   if (!Array.isArray(slots)) return slots.has(id);
-  for (let i = 0; i < slots.length; i++) if (slots[i]!.message.envelope.id === id) return true;
+  for (let i = 0; i < slots.length; i++) if (slots[i]!.id === id) return true;
   return false;
 }
 
@@ -170,15 +170,12 @@ function holds(slots: Slots, id: MessageId): boolean {
  * The in-memory {@link QueueStore}: one process, nothing survives it.
  * @remarks Entries of a device sit in an array while few (acks come in order, so removal
  * takes the head) and in an insertion-ordered Map once many, so append, remove and count
- * stay O(1). A message is one record that the devices holding it share, and a message no
- * device holds yet is appended without looking for it in each device's entries. Dedupe
- * records are swept lazily, oldest first. It answers synchronously too
- * ({@link SyncQueueStore}), which gives the delivery queue its promise-free fast path.
+ * stay O(1). The devices of one append share one record of the message. Dedupe records are
+ * swept lazily, oldest first. It answers synchronously too ({@link SyncQueueStore}), which
+ * gives the delivery queue its promise-free fast path.
  */
 export class MemoryQueueStore implements SyncQueueStore {
   readonly #byDevice = new Map<DeviceKey, Slots>();
-  /** The record of every message some device holds. */
-  readonly #held = new Map<MessageId, Held>();
   /** How many devices have no entries (their slots kept for reuse). */
   #empty = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
@@ -225,35 +222,20 @@ export class MemoryQueueStore implements SyncQueueStore {
     return added === 1 ? ADDED_ONE : { ok: true, added };
   }
 
-  /** The record of `message`: the one already held, or a new one (not yet counted). */
-  #record(message: QueuedMessage): Held {
-    const id = message.envelope.id;
-    let held = this.#held.get(id);
-    if (!held) {
-      held = { message, count: 0 };
-      this.#held.set(id, held);
-    }
-    return held;
-  }
-
   /** The common append: one recipient device (one lookup, no lists). */
   #appendOne(message: QueuedMessage, d: DeviceKey, maxPerDevice: number): number | AppendResult {
+    const id = message.envelope.id;
     const slots = this.#byDevice.get(d);
-    const known = this.#held.has(message.envelope.id);
     if (!slots) {
       if (maxPerDevice < 1) return { ok: false, full: [d] };
-      const held = this.#record(message);
-      held.count++;
-      this.#byDevice.set(d, [held]);
+      this.#byDevice.set(d, [{ message, id }]);
       return 1;
     }
     const size = sizeOf(slots);
-    if (known && size > 0 && holds(slots, message.envelope.id)) return 0;
+    if (size > 0 && holds(slots, id)) return 0;
     if (size + 1 > maxPerDevice) return { ok: false, full: [d] };
     if (size === 0) this.#empty--;
-    const held = this.#record(message);
-    held.count++;
-    this.#add(d, slots, held);
+    this.#add(d, slots, { message, id });
     return 1;
   }
 
@@ -263,26 +245,26 @@ export class MemoryQueueStore implements SyncQueueStore {
     maxPerDevice: number,
   ): number | AppendResult {
     const id = message.envelope.id;
-    // A message no device holds needs no search of each device's entries.
-    const known = this.#held.has(id);
     const n = recipients.length;
+    // Each device's entries, looked up once: `null` where the entry is there already.
     const found: (Slots | undefined | null)[] = new Array(n);
     let full: DeviceKey[] | undefined;
     for (let i = 0; i < n; i++) {
       const d = recipients[i]!;
       const slots = this.#byDevice.get(d);
-      if (known && slots && holds(slots, id)) {
-        found[i] = null; // already there
+      const size = slots ? sizeOf(slots) : 0;
+      if (size > 0 && holds(slots!, id)) {
+        found[i] = null;
         continue;
       }
       found[i] = slots;
-      if ((slots ? sizeOf(slots) : 0) + 1 > maxPerDevice) {
+      if (size + 1 > maxPerDevice) {
         full ??= [];
         full.push(d);
       }
     }
     if (full) return { ok: false, full };
-    const held = this.#record(message);
+    const held: Held = { message, id };
     let added = 0;
     for (let i = 0; i < n; i++) {
       const slots = found[i];
@@ -303,31 +285,24 @@ export class MemoryQueueStore implements SyncQueueStore {
       }
       added++;
     }
-    held.count += added;
-    if (held.count === 0) this.#held.delete(id);
     return added;
   }
 
   /** Appends to a device's entries, which become a Map when they outgrow an array. */
   #add(d: DeviceKey, slots: Slots, held: Held): void {
     if (!Array.isArray(slots)) {
-      slots.set(held.message.envelope.id, held);
+      slots.set(held.id, held);
       return;
     }
     slots.push(held);
     if (slots.length > SLOTS_MAP_ABOVE) {
-      this.#byDevice.set(d, new Map(slots.map((h) => [h.message.envelope.id, h])));
+      this.#byDevice.set(d, new Map(slots.map((h) => [h.id, h])));
     }
   }
 
   #dropEmpty(): void {
     for (const [d, slots] of this.#byDevice) if (sizeOf(slots) === 0) this.#byDevice.delete(d);
     this.#empty = 0;
-  }
-
-  /** One device's entry is gone: the message's record goes with its last holder. */
-  #released(held: Held): void {
-    if (--held.count === 0) this.#held.delete(held.message.envelope.id);
   }
 
   async list(device: DeviceKey): Promise<readonly QueuedMessage[]> {
@@ -362,27 +337,21 @@ export class MemoryQueueStore implements SyncQueueStore {
       for (let k = 0; k < ids.length; k++) {
         const id = ids[k]!;
         // Acks come mostly in order: the head.
-        if (slots[0]?.message.envelope.id === id) {
-          this.#released(slots.shift()!);
+        if (slots[0]?.id === id) {
+          slots.shift();
           n++;
           continue;
         }
         for (let i = 1; i < slots.length; i++) {
-          if (slots[i]!.message.envelope.id === id) {
-            this.#released(slots.splice(i, 1)[0]!);
+          if (slots[i]!.id === id) {
+            slots.splice(i, 1);
             n++;
             break;
           }
         }
       }
     } else {
-      for (let k = 0; k < ids.length; k++) {
-        const held = slots.get(ids[k]!);
-        if (!held) continue;
-        slots.delete(ids[k]!);
-        this.#released(held);
-        n++;
-      }
+      for (let k = 0; k < ids.length; k++) if (slots.delete(ids[k]!)) n++;
       // Drained: back to a (reused) array.
       if (slots.size === 0) this.#byDevice.set(device, []);
     }
