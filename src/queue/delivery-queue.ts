@@ -501,43 +501,32 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   ): EnqueueResult {
     const store = this.#syncStore ?? this.#noSyncStore("enqueueSync");
     const message = this.#admit(envelope);
-    if (recipients.length <= 8) {
-      // A few devices: listed twice is found by a scan; their states when they are queued.
-      const devices = distinct(recipients);
-      let result: AppendResult;
-      try {
-        result = store.appendSync(
-          message,
-          devices,
-          this.#maxPerDevice,
-          this.#dedupeUntil(message, options),
-        );
-      } catch (err) {
-        throw this.#storeFailure(err, "append");
-      }
-      return this.#appended(message, devices, result, options.online);
-    }
-    // A fan-out: each device's state, found once (a device listed twice dropped on the way).
-    let devices = recipients;
-    let states: DeviceState[] = new Array<DeviceState>(recipients.length);
-    let mark = ++this.#mark;
-    let twice = false;
-    for (let i = 0; i < recipients.length; i++) {
-      const state = this.#state(recipients[i]!);
-      if (state.mark === mark) twice = true;
-      state.mark = mark;
-      states[i] = state;
-    }
-    if (twice) {
-      mark = ++this.#mark;
-      const kept: DeviceState[] = [];
-      for (const state of states) {
-        if (state.mark === mark) continue;
+    // A few devices: one listed twice is found by a scan, their states as they are queued.
+    // A fan-out: each device's state is found once, now (one listed twice dropped on the way).
+    let devices: readonly DeviceKey[] = recipients;
+    let states: DeviceState[] | undefined;
+    if (recipients.length <= 8) devices = distinct(recipients);
+    else {
+      states = new Array<DeviceState>(recipients.length);
+      let mark = ++this.#mark;
+      let twice = false;
+      for (let i = 0; i < recipients.length; i++) {
+        const state = this.#state(recipients[i]!);
+        if (state.mark === mark) twice = true;
         state.mark = mark;
-        kept.push(state);
+        states[i] = state;
       }
-      states = kept;
-      devices = kept.map((state) => state.key);
+      if (twice) {
+        mark = ++this.#mark;
+        const kept: DeviceState[] = [];
+        for (const state of states) {
+          if (state.mark === mark) continue;
+          state.mark = mark;
+          kept.push(state);
+        }
+        states = kept;
+        devices = kept.map((state) => state.key);
+      }
     }
     let result: AppendResult;
     try {
@@ -548,10 +537,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         this.#dedupeUntil(message, options),
       );
     } catch (err) {
-      this.#forgetIdle(states);
+      if (states) this.#forgetIdle(states);
       throw this.#storeFailure(err, "append");
     }
-    if (!result.ok) this.#forgetIdle(states);
+    if (!result.ok && states) this.#forgetIdle(states);
     return this.#appended(message, devices, result, options.online, states);
   }
 
