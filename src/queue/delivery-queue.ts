@@ -178,10 +178,15 @@ export interface DeliveryQueueEvents {
   /** A store call failed after its retries (the queue carries on in memory). */
   storeError: (error: unknown, op: string) => void;
   /**
-   * A callback threw: `transmit` (counted as a lost transmission) or `onFailed` (the entry is
-   * still failed and gone). The queue carries on either way.
+   * A callback threw: `transmit` (counted as a lost transmission), `onFailed` (the entry is
+   * still failed and gone) or an enqueue's `online` (the device keeps the queue's state). The
+   * queue carries on either way.
    */
-  callbackError: (error: unknown, device: DeviceKey, callback: "transmit" | "onFailed") => void;
+  callbackError: (
+    error: unknown,
+    device: DeviceKey,
+    callback: "transmit" | "onFailed" | "online",
+  ) => void;
 }
 
 type Event = EventEmitter.EventNames<DeliveryQueueEvents>;
@@ -541,7 +546,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       throw this.#storeFailure(err, "append");
     }
     if (!result.ok && states) this.#forgetIdle(states);
-    return this.#appended(message, devices, result, options.online, states);
+    return this.#appended(message, devices, result, options.online, states, true);
   }
 
   /** After a refused append: the states built for it that hold nothing go again. */
@@ -823,6 +828,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     result: AppendResult,
     online: EnqueueOptions["online"],
     states?: readonly DeviceState[],
+    /** Nothing ran since the store's append (the synchronous face): see `fresh` below. */
+    appendedNow = false,
   ): EnqueueResult {
     if (!result.ok) {
       if ("duplicate" in result) return { ok: false, code: "duplicate", record: result.duplicate };
@@ -830,15 +837,16 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       this.emit("refused", message.envelope, result.full);
       return { ok: false, code: "recipient_queue_full", full: result.full };
     }
-    // Every device new to the store holds no entry of it here either: no search needed.
-    const fresh = result.added === devices.length;
+    // Every device new to the store holds no entry of it here either: no search needed. Only
+    // when nothing ran since the append: across an await a recover() may have loaded it.
+    const fresh = appendedNow && result.added === devices.length;
     for (let i = 0; i < devices.length; i++) {
       const key = devices[i]!;
       // (A callback may have had a state forgotten since it was found.)
       let state = states?.[i];
       if (state === undefined || state.detached) state = this.#state(key);
       const wasOnline = state.online;
-      const isOnline = online ? (online(key) ?? wasOnline) : wasOnline;
+      const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
       this.#insert(state, message, true, !fresh);
       if (isOnline && !wasOnline) this.#connect(state);
       else if (!isOnline && wasOnline) this.#disconnect(state);
@@ -846,6 +854,22 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     if (this.#blocked.size > 0) this.#release();
     return ACCEPTED;
+  }
+
+  /**
+   * The caller's `online` answer for a device. It runs after the append is stored: one that
+   * throws is reported and the device keeps the queue's state, so every stored entry is held.
+   */
+  #askOnline(
+    online: NonNullable<EnqueueOptions["online"]>,
+    device: DeviceKey,
+  ): boolean | undefined {
+    try {
+      return online(device);
+    } catch (err) {
+      this.emit("callbackError", err, device, "online");
+      return undefined;
+    }
   }
 
   /** Drops the acked entries held here and refills the device's window; the store is the caller's. */

@@ -219,7 +219,15 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** The outbox's online predicate over {@link #live}: a device with a connect or disconnect in progress keeps the queue's state. */
   readonly #liveOnline = (d: DeviceKey): boolean | undefined => {
     if (this.#deviceOps.size > 0 && this.#deviceOps.has(d)) return undefined;
-    const sessions = this.#live!.lookupDeviceSync!(d);
+    let sessions: readonly Session[];
+    try {
+      sessions = this.#live!.lookupDeviceSync!(d);
+    } catch (cause) {
+      // Asked after the message is stored: the device keeps the queue's state (its entry is
+      // held and retried), and the send still gets its `sent`.
+      this.#report(cause);
+      return undefined;
+    }
     if (sessions.length === 0) return false;
     // The outbox transmits to this device next, if at all: its transmissions reuse the answer.
     this.#askedDevice = d;
@@ -436,6 +444,10 @@ export class Router extends TypedEmitter<RouterEvents> {
           );
         }
         users = (yield groups.members(target.group)) as readonly UserId[];
+        // One entry per member device whatever the membership port answers (a user listed
+        // twice would be queued, tracked and stored twice).
+        const once = new Set(users);
+        if (once.size !== users.length) users = [...once];
         policy = groups.get
           ? ((yield groups.get(target.group)) as { readonly receipts?: GroupReceiptPolicy })
               .receipts

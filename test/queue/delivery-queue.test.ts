@@ -301,6 +301,28 @@ describe("DeliveryQueue: the synchronous face", () => {
     );
   });
 
+  it("an `online` answer that throws is reported and the entry is still held for that device", async () => {
+    const { q } = setup();
+    const errors: string[] = [];
+    q.on("callbackError", (_e, device, callback) => errors.push(`${device} ${callback}`));
+    const others = Array.from({ length: 10 }, (_, i) => dev(`x${i}`));
+    const online = (d: DeviceKey) => {
+      if (d === laptop) throw new Error("directory down");
+      return true;
+    };
+    expect(q.sync!.enqueueSync(envelope(1), [phone, laptop, ...others], { online })).toEqual({
+      ok: true,
+    });
+    expect(await q.enqueue(envelope(2), [laptop, phone], { online })).toEqual({ ok: true });
+    expect(errors).toEqual([`${laptop} online`, `${laptop} online`]);
+    expect([phone, laptop, ...others].map((d) => q.pending(d))).toEqual([
+      2,
+      2,
+      ...others.map(() => 1),
+    ]);
+    q.close();
+  });
+
   it("keeps no state for the devices of a refused synchronous enqueue", () => {
     const { q } = setup({ maxPerDevice: 1 });
     const sync = q.sync!;
