@@ -229,11 +229,16 @@ export class Router extends TypedEmitter<RouterEvents> {
       return undefined;
     }
     if (sessions.length === 0) return false;
-    // The outbox transmits to this device next, if at all: its transmissions reuse the answer.
-    this.#askedDevice = d;
-    this.#askedSessions = sessions;
+    // A synchronous outbox transmits to this device next, if at all, in the same step: its
+    // transmissions reuse the answer. (An async one may await in between: read at the flush.)
+    if (this.#reuseAsked) {
+      this.#askedDevice = d;
+      this.#askedSessions = sessions;
+    }
     return true;
   };
+  /** Set while a synchronous outbox enqueues: transmissions may reuse {@link #liveOnline}'s answer. */
+  #reuseAsked = false;
   /** The device {@link #liveOnline} asked about last, and the directory's (live) answer. */
   #askedDevice: DeviceKey | undefined;
   #askedSessions: readonly Session[] = NO_SESSIONS;
@@ -578,6 +583,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       // The directory answers per device at once: the outbox asks it when it enqueues (a
       // device with a connect or disconnect in progress keeps the queue's state).
       const sync = this.outbox.sync;
+      this.#reuseAsked = sync !== undefined;
       try {
         result = sync
           ? sync.enqueueSync(envelope, recipients, { online: this.#liveOnline })
@@ -585,6 +591,7 @@ export class Router extends TypedEmitter<RouterEvents> {
               online: this.#liveOnline,
             })) as EnqueueResult);
       } finally {
+        this.#reuseAsked = false;
         this.#askedDevice = undefined;
         this.#askedSessions = NO_SESSIONS;
       }
