@@ -1013,12 +1013,10 @@ export class Router extends TypedEmitter<RouterEvents> {
           const known = sessions[i];
           if (known !== undefined) found = known;
           else if (live) found = live.lookupDeviceSync!(devices[i]!);
-          else {
-            if (looked) {
-              const { userId: u, deviceId: d } = splitDeviceKey(devices[i]!);
-              found = (looked.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
-            } else found = NO_SESSIONS;
-          }
+          else if (looked) {
+            const { userId: u, deviceId: d } = splitDeviceKey(devices[i]!);
+            found = (looked.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
+          } else found = NO_SESSIONS;
           for (let j = 0; j < found.length; j++) {
             const s = found[j]!;
             if (s.nodeId !== node) {
