@@ -877,7 +877,24 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const state = this.#devices.get(device);
     if (!state) return 0;
     let removed = 0;
-    for (let i = 0; i < ids.length; i++) {
+    let i = 0;
+    // A client's batched acks: the first ids are often a lane's head, in order. They leave
+    // the lane in one cut; the rest are found one by one.
+    for (let l = 0; l < 3 && i === 0; l++) {
+      const lane = state.lanes[l]!;
+      let k = 0;
+      while (k < ids.length && k < lane.length && lane[k]!.envelope.id === ids[k]) k++;
+      if (k === 0) continue;
+      const gone = k === 1 ? [lane.shift()!] : lane.splice(0, k);
+      for (const e of gone) {
+        this.#retire(e);
+        this.#stats.delivered++;
+        if (this.#observed) this.emit("delivered", device, e.envelope.id);
+      }
+      removed = k;
+      i = k;
+    }
+    for (; i < ids.length; i++) {
       const id = ids[i]!;
       const e = this.#find(state, id);
       if (!e) continue;
@@ -964,17 +981,22 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   #remove(e: Entry): void {
-    const s = e.device;
-    e.done = true;
-    if (--s.count === 0) s.index = undefined;
-    else s.index?.delete(e.envelope.id);
-    const lane = s.lanes[e.lane];
+    const lane = e.device.lanes[e.lane];
     // Acks come mostly in order, so the entry is usually the lane's head.
     if (lane[0] === e) lane.shift();
     else {
       const i = lane.indexOf(e);
       if (i >= 0) lane.splice(i, 1);
     }
+    this.#retire(e);
+  }
+
+  /** The bookkeeping of an entry leaving its device, once it is out of its lane. */
+  #retire(e: Entry): void {
+    const s = e.device;
+    e.done = true;
+    if (--s.count === 0) s.index = undefined;
+    else s.index?.delete(e.envelope.id);
     if (e.sent) {
       e.sent = false;
       s.sent[e.lane]--;

@@ -334,7 +334,13 @@ export class MemoryQueueStore implements SyncQueueStore {
     if (!slots || sizeOf(slots) === 0) return 0;
     let n = 0;
     if (Array.isArray(slots)) {
-      for (let k = 0; k < ids.length; k++) {
+      // Batched acks of the oldest entries, in order: one cut.
+      let head = 0;
+      while (head < ids.length && head < slots.length && slots[head]!.id === ids[head]) head++;
+      if (head === 1) slots.shift();
+      else if (head > 1) slots.splice(0, head);
+      n = head;
+      for (let k = head; k < ids.length; k++) {
         const id = ids[k]!;
         // Acks come mostly in order: the head.
         if (slots[0]?.id === id) {

@@ -323,6 +323,28 @@ describe("DeliveryQueue: the synchronous face", () => {
     q.close();
   });
 
+  it("a batched ack that starts at a lane's head removes those in one cut and finds the rest one by one", async () => {
+    const { q, store, ids } = setup({ window: 2 });
+    const sync = q.sync!;
+    for (let n = 1; n <= 5; n++) sync.enqueueSync(envelope(n, "low"), [phone], { online: on });
+    sync.enqueueSync(envelope(6, "high"), [phone], { online: on });
+    expect(ids(phone)).toEqual(["m1", "m2"]);
+    // m1, m2 at the head in order; m4 further in; m9 unknown; m1 again.
+    expect(sync.ackSync(phone, [mid(1), mid(2), mid(4), mid(9), mid(1)])).toBe(3);
+    expect(q.pending(phone)).toBe(3);
+    // The window refilled in arrival order with what is left.
+    expect(ids(phone)).toEqual(["m1", "m2", "m3", "m5"]);
+    expect((await store.list(phone)).map((m) => m.envelope.id)).toEqual(["m3", "m5", "m6"]);
+    // A later batch that is not at any head still finds its entries.
+    expect(sync.ackSync(phone, [mid(6), mid(5)])).toBe(2);
+    expect((await store.list(phone)).map((m) => m.envelope.id)).toEqual(["m3"]);
+    expect(q.stats.delivered).toBe(5);
+    expect(sync.ackSync(phone, [mid(3)])).toBe(1);
+    expect(q.pending(phone)).toBe(0);
+    expect(q.depth).toBe(0);
+    q.close();
+  });
+
   it("keeps no state for the devices of a refused synchronous enqueue", () => {
     const { q } = setup({ maxPerDevice: 1 });
     const sync = q.sync!;
