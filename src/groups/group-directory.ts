@@ -95,6 +95,9 @@ export interface GroupDirectoryOptions {
  * The owner's {@link GroupService} emits the `system` events.
  */
 export class GroupDirectory {
+  /** {@link members} lists each user once (the router relies on it; see `GroupMembership`). */
+  readonly distinctMembers = true;
+
   readonly #sharder: GroupSharder;
   readonly #service: GroupService;
   readonly #forward: GroupForward;

@@ -66,6 +66,9 @@ const schema = z.object({
  * const g = await groups.create(alice, { name: "climbing", members: [bob] });
  */
 export class GroupService extends TypedEmitter<GroupServiceEvents> {
+  /** {@link members} lists each user once (the router relies on it; see `GroupMembership`). */
+  readonly distinctMembers = true;
+
   /** The most members a group may have. */
   readonly maxSize: number;
   /** The store (shared with a {@link GroupDirectory} for hand-over). */

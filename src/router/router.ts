@@ -138,6 +138,12 @@ export interface GroupMembership {
   isMember(group: GroupId, user: UserId): Promise<boolean>;
   /** The group's receipt policy; `none` when absent. */
   get?(group: GroupId): Promise<{ readonly receipts?: GroupReceiptPolicy }>;
+  /**
+   * True when {@link members} never lists a user twice (`GroupService` and `GroupDirectory`
+   * over a store that passes the GroupStore conformance suite). Otherwise the router drops
+   * repeats itself, which costs a set of the members per group message.
+   */
+  readonly distinctMembers?: boolean;
 }
 
 const LANE_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
@@ -449,10 +455,12 @@ export class Router extends TypedEmitter<RouterEvents> {
           );
         }
         users = (yield groups.members(target.group)) as readonly UserId[];
-        // One entry per member device whatever the membership port answers (a user listed
-        // twice would be queued, tracked and stored twice).
-        const once = new Set(users);
-        if (once.size !== users.length) users = [...once];
+        if (!groups.distinctMembers) {
+          // One entry per member device whatever the membership port answers (a user listed
+          // twice would be queued, tracked and stored twice).
+          const once = new Set(users);
+          if (once.size !== users.length) users = [...once];
+        }
         policy = groups.get
           ? ((yield groups.get(target.group)) as { readonly receipts?: GroupReceiptPolicy })
               .receipts

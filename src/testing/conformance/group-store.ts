@@ -58,6 +58,13 @@ export function groupStoreConformance(factory: PortFactory<GroupStore>): Conform
       assert.equal(await s.isMember(g1, u("carol")), true);
       assert.equal(await s.isMember(g1, u("dave")), false);
     }),
+    c("a record created or put with a user listed twice lists each member once", async (s) => {
+      await s.create(group("g1", ["alice", "bob", "alice"], ["bob", "bob"]));
+      assert.deepEqual(await s.members(g1), [u("alice"), u("bob")]);
+      assert.deepEqual((await s.get(g1))?.admins, [u("bob")]);
+      await s.put(group("g1", ["carol", "carol", "dave"]));
+      assert.deepEqual(await s.members(g1), [u("carol"), u("dave")]);
+    }),
     c("addMembers is all-or-none against the limit", async (s) => {
       await s.create(group("g1", ["alice", "bob"]));
       assert.deepEqual(await s.addMembers(g1, [u("carol"), u("dave")], 3), {
