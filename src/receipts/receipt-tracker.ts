@@ -89,6 +89,11 @@ export interface TrackOptions {
   readonly policy?: GroupReceiptPolicy;
   /** Retention for this message, in ms. */
   readonly retentionMs?: number;
+  /**
+   * The recipients are distinct (the router's are): they are kept as given, neither
+   * deduplicated nor interned. @default false
+   */
+  readonly distinct?: boolean;
 }
 
 /** A receipt frame the router must send to every device of `toUser` (except `exceptDevice`). */
@@ -219,7 +224,9 @@ const optionsSchema = z.object({
 const trackSchema = z.object({
   policy: policy.optional(),
   retentionMs: z.number().int().min(1).optional(),
+  distinct: z.boolean().optional(),
 });
+const DISTINCT: z.output<typeof trackSchema> = Object.freeze({ distinct: true });
 
 interface Pending {
   readonly by: UserId;
@@ -375,7 +382,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     // Skip zod on the hot path when there is nothing to check.
     const o: z.output<typeof trackSchema> =
       opts.policy === undefined && opts.retentionMs === undefined
-        ? {}
+        ? opts.distinct === true
+          ? DISTINCT
+          : {}
         : parseOptions(trackSchema, opts, "ReceiptTracker.track");
     return this.#run(this.#track(envelope, recipients, o));
   }
@@ -386,24 +395,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     o: z.output<typeof trackSchema>,
   ): Steps<boolean> {
     const at = this.#clock.now();
-    const keys: DeviceKey[] = [];
-    const own = `${envelope.from}/`;
-    // Interning marks each key with this call's stamp: a key seen twice is seen at once.
-    if (this.#interned.size + recipients.length > INTERNED_MAX) this.#interned.clear();
-    const stamp = ++this.#stamp;
-    for (const raw of recipients) {
-      let slot: Interned;
-      if (typeof raw === "string") {
-        if (raw.startsWith(own)) continue;
-        slot = this.#intern(raw);
-      } else {
-        if (raw.userId === envelope.from) continue;
-        slot = this.#intern(this.#key(raw.userId, raw.deviceId));
-      }
-      if (slot.stamp === stamp) continue;
-      slot.stamp = stamp;
-      keys.push(slot.key);
-    }
+    const keys = o.distinct
+      ? this.#keysAsGiven(recipients, envelope.from)
+      : this.#distinctKeys(recipients, envelope.from);
     const pending = this.#takeBuffered(envelope.id);
     if (keys.length === 0) return false;
     const group = "group" in envelope.to ? envelope.to.group : undefined;
@@ -723,6 +717,41 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
 
   /** The one shared {@link DeviceKey} string of a device (bounded: reset past 100k users). */
   /** The one shared string of a device key given as a string. */
+  /** The recipients' keys but `from`'s own devices, as given (the caller's are distinct). */
+  #keysAsGiven(recipients: readonly (RecipientDevice | DeviceKey)[], from: UserId): DeviceKey[] {
+    const keys: DeviceKey[] = [];
+    const own = `${from}/`;
+    for (const raw of recipients) {
+      if (typeof raw === "string") {
+        if (!raw.startsWith(own)) keys.push(raw);
+      } else if (raw.userId !== from) keys.push(this.#key(raw.userId, raw.deviceId));
+    }
+    return keys;
+  }
+
+  /** The recipients' keys but `from`'s own devices, each once, interned. */
+  #distinctKeys(recipients: readonly (RecipientDevice | DeviceKey)[], from: UserId): DeviceKey[] {
+    const keys: DeviceKey[] = [];
+    const own = `${from}/`;
+    // Interning marks each key with this call's stamp: a key seen twice is seen at once.
+    if (this.#interned.size + recipients.length > INTERNED_MAX) this.#interned.clear();
+    const stamp = ++this.#stamp;
+    for (const raw of recipients) {
+      let slot: Interned;
+      if (typeof raw === "string") {
+        if (raw.startsWith(own)) continue;
+        slot = this.#intern(raw);
+      } else {
+        if (raw.userId === from) continue;
+        slot = this.#intern(this.#key(raw.userId, raw.deviceId));
+      }
+      if (slot.stamp === stamp) continue;
+      slot.stamp = stamp;
+      keys.push(slot.key);
+    }
+    return keys;
+  }
+
   /** One shared string (and dedupe stamp) per device key, so a million entries share their keys. */
   #intern(key: DeviceKey): Interned {
     let slot = this.#interned.get(key);

@@ -609,7 +609,18 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (!result.ok) return result;
     // History keeps what was accepted only (a refused or duplicate send never enters it).
     if (this.messages) yield this.messages.put(envelope, recipients);
-    yield this.receipts.track(envelope, recipients, policy === undefined ? {} : { policy });
+    // The recipients are distinct (distinct members, each device once); when they are the
+    // registry's own strings the tracker keeps them as given (nothing to intern).
+    const shared = this.devices.keys !== undefined;
+    yield this.receipts.track(
+      envelope,
+      recipients,
+      policy === undefined
+        ? shared
+          ? TRACK_DISTINCT
+          : NO_TRACK_OPTIONS
+        : { policy, distinct: shared },
+    );
     // The first transmissions go out now (tracked first, so even an ack that comes back at
     // once finds the message), with the sessions just looked up. When a step above had to
     // wait, the flush scheduled by the transmit has already sent them.
@@ -1104,6 +1115,8 @@ export class Router extends TypedEmitter<RouterEvents> {
 }
 
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+const TRACK_DISTINCT = Object.freeze({ distinct: true });
+const NO_TRACK_OPTIONS = Object.freeze({});
 
 /** Consecutive transmissions of one envelope, waiting for the flush. */
 interface Run {

@@ -97,6 +97,27 @@ describe("ReceiptTracker 1:1, two devices each side", () => {
   });
 });
 
+describe("ReceiptTracker track options", () => {
+  it("`distinct` keeps the recipients as given (own devices still left out); without it repeats count once", async () => {
+    for (const distinct of [true, false]) {
+      const { tracker } = setup();
+      const given = [...bobDevices, dev(alice, a2), dev(carol, c1)];
+      const list = distinct ? given : [...given, ...given];
+      expect(await tracker.track(envelope("m1", 1), list, { distinct })).toBe(true);
+      expect((await tracker.size()).entries).toBe(3);
+      // Every recipient device acks: the message reaches its final state either way.
+      for (const [u, d] of [
+        [bob, b1],
+        [bob, b2],
+        [carol, c1],
+      ] as const) {
+        await tracker.ack(u, d, "read", ids("m1"));
+      }
+      expect(await tracker.size()).toMatchObject({ messages: 0, entries: 0 });
+    }
+  });
+});
+
 describe("ReceiptTracker watermarks", () => {
   it("one pointer per (reader, conversation), moving only forward, one store write", async () => {
     const store = new MemoryReceiptStore();
