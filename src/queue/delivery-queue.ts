@@ -67,6 +67,11 @@ export interface EnqueueOptions {
   readonly online?: (device: DeviceKey) => boolean | undefined;
   /** Records the sent receipt for dedupe (sender, client id). @default true */
   readonly remember?: boolean;
+  /**
+   * The envelope's id was minted just now (the router's are), so no device holds an entry
+   * of it: the store need not look for one. Wrong only if ids repeat. @default false
+   */
+  readonly fresh?: boolean;
 }
 
 /** Redelivery and time-to-live of one priority lane. */
@@ -483,7 +488,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     let result: AppendResult;
     try {
       // Awaited directly (not through #io) so the common path costs one await.
-      result = await store.append(message, devices, max, dedupeUntil);
+      // (A retry below may follow a partial write: it does not claim `fresh`.)
+      result = await store.append(message, devices, max, dedupeUntil, options.fresh);
     } catch (err) {
       result = await this.#retryIo(
         "append",
@@ -540,6 +546,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         devices,
         this.#maxPerDevice,
         this.#dedupeUntil(message, options),
+        options.fresh,
       );
     } catch (err) {
       if (states) this.#forgetIdle(states);

@@ -48,12 +48,15 @@ export interface QueueStore {
    * envelope's (from, clientId) with {@link sentRecordOf}, until that time (`now` = `enqueuedAt`);
    * when a live record of *another* message holds that key (the same send accepted
    * concurrently elsewhere), nothing is stored and that record is returned as `duplicate`.
+   * `fresh` says the message's id was minted just now, so no device holds it yet: a store
+   * may skip looking for it (an optimisation only; ignoring it is correct).
    */
   append(
     message: QueuedMessage,
     recipients: readonly DeviceKey[],
     maxPerDevice: number,
     dedupeUntil?: number,
+    fresh?: boolean,
   ): Promise<AppendResult>;
   /** A device's entries in append order (FIFO). */
   list(device: DeviceKey): Promise<readonly QueuedMessage[]>;
@@ -91,6 +94,7 @@ export interface SyncQueueStore extends QueueStore {
     recipients: readonly DeviceKey[],
     maxPerDevice: number,
     dedupeUntil?: number,
+    fresh?: boolean,
   ): AppendResult;
   /** {@link QueueStore.remove}, answered before returning. */
   removeSync(device: DeviceKey, ids: readonly MessageId[]): number;
@@ -189,8 +193,9 @@ export class MemoryQueueStore implements SyncQueueStore {
     recipients: readonly DeviceKey[],
     maxPerDevice: number,
     dedupeUntil?: number,
+    fresh?: boolean,
   ): Promise<AppendResult> {
-    return this.appendSync(message, recipients, maxPerDevice, dedupeUntil);
+    return this.appendSync(message, recipients, maxPerDevice, dedupeUntil, fresh);
   }
 
   /** Synchronous {@link append}, for hot paths inside one process. */
@@ -199,6 +204,7 @@ export class MemoryQueueStore implements SyncQueueStore {
     recipients: readonly DeviceKey[],
     maxPerDevice: number,
     dedupeUntil?: number,
+    fresh = false,
   ): AppendResult {
     const env = message.envelope;
     const id = env.id;
@@ -213,8 +219,8 @@ export class MemoryQueueStore implements SyncQueueStore {
     }
     const added =
       recipients.length === 1
-        ? this.#appendOne(message, recipients[0]!, maxPerDevice)
-        : this.#appendAll(message, recipients, maxPerDevice);
+        ? this.#appendOne(message, recipients[0]!, maxPerDevice, fresh)
+        : this.#appendAll(message, recipients, maxPerDevice, fresh);
     if (typeof added !== "number") return added;
     if (dedupeUntil !== undefined && !remembered) {
       this.#remember(env.from, env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
@@ -223,7 +229,12 @@ export class MemoryQueueStore implements SyncQueueStore {
   }
 
   /** The common append: one recipient device (one lookup, no lists). */
-  #appendOne(message: QueuedMessage, d: DeviceKey, maxPerDevice: number): number | AppendResult {
+  #appendOne(
+    message: QueuedMessage,
+    d: DeviceKey,
+    maxPerDevice: number,
+    fresh: boolean,
+  ): number | AppendResult {
     const id = message.envelope.id;
     const slots = this.#byDevice.get(d);
     if (!slots) {
@@ -232,7 +243,7 @@ export class MemoryQueueStore implements SyncQueueStore {
       return 1;
     }
     const size = sizeOf(slots);
-    if (size > 0 && holds(slots, id)) return 0;
+    if (!fresh && size > 0 && holds(slots, id)) return 0;
     if (size + 1 > maxPerDevice) return { ok: false, full: [d] };
     if (size === 0) this.#empty--;
     this.#add(d, slots, { message, id });
@@ -243,6 +254,7 @@ export class MemoryQueueStore implements SyncQueueStore {
     message: QueuedMessage,
     recipients: readonly DeviceKey[],
     maxPerDevice: number,
+    fresh: boolean,
   ): number | AppendResult {
     const id = message.envelope.id;
     const n = recipients.length;
@@ -253,7 +265,7 @@ export class MemoryQueueStore implements SyncQueueStore {
       const d = recipients[i]!;
       const slots = this.#byDevice.get(d);
       const size = slots ? sizeOf(slots) : 0;
-      if (size > 0 && holds(slots!, id)) {
+      if (!fresh && size > 0 && holds(slots!, id)) {
         found[i] = null;
         continue;
       }

@@ -44,7 +44,7 @@ import type {
   ServerFrameOf,
   ServerReceiptFrame,
 } from "../protocol/schemas.js";
-import type { EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
+import type { EnqueueOptions, EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
 import { type FailedResult, ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
 import type { MessageStore } from "./message-store.js";
@@ -243,6 +243,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     return true;
   };
+  /** The enqueue options over {@link #live}: every envelope the router enqueues has a new id. */
+  readonly #liveOptions: EnqueueOptions = { online: this.#liveOnline, fresh: true };
   /** Set while a synchronous outbox enqueues: transmissions may reuse {@link #liveOnline}'s answer. */
   #reuseAsked = false;
   /** The device {@link #liveOnline} asked about last, and the directory's (live) answer. */
@@ -594,10 +596,8 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.#reuseAsked = sync !== undefined;
       try {
         result = sync
-          ? sync.enqueueSync(envelope, recipients, { online: this.#liveOnline })
-          : ((yield this.outbox.enqueue(envelope, recipients, {
-              online: this.#liveOnline,
-            })) as EnqueueResult);
+          ? sync.enqueueSync(envelope, recipients, this.#liveOptions)
+          : ((yield this.outbox.enqueue(envelope, recipients, this.#liveOptions)) as EnqueueResult);
       } finally {
         this.#reuseAsked = false;
         this.#askedDevice = undefined;
@@ -670,8 +670,11 @@ export class Router extends TypedEmitter<RouterEvents> {
                 : route.has(d);
       try {
         result = sync
-          ? sync.enqueueSync(envelope, recipients, { online })
-          : ((yield this.outbox.enqueue(envelope, recipients, { online })) as EnqueueResult);
+          ? sync.enqueueSync(envelope, recipients, { online, fresh: true })
+          : ((yield this.outbox.enqueue(envelope, recipients, {
+              online,
+              fresh: true,
+            })) as EnqueueResult);
       } finally {
         this.#routes.delete(envelope.id);
       }

@@ -110,7 +110,9 @@ describe("MemoryQueueStore against a model", () => {
             const full = to.filter(
               (d) => !model.get(d)!.includes(o.n) && model.get(d)!.length + 1 > o.max,
             );
-            const r = s.appendSync(msg(o.n), to, o.max);
+            // `fresh` is a promise that no device holds it: given whenever that is true.
+            const minted = [...model.values()].every((list) => !list.includes(o.n));
+            const r = s.appendSync(msg(o.n), to, o.max, undefined, minted);
             if (full.length > 0) {
               expect(r).toEqual({ ok: false, full });
             } else {
