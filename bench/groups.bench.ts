@@ -16,6 +16,11 @@
  *
  * Extra field `ops_per_s_direct_outbox`: the same run with an outbox that transmits at once and
  * stores nothing (no per-device queue entries, no acks): the ceiling of the routing path alone.
+ * Extra field `entry_shape_floor_ops_per_s`, timed in the same run: only the shape of a
+ * per-device queue (per delivery an entry object in a per-device list and a reference in a
+ * per-device store list, a map lookup of the device for each; per ack the same lookups and a
+ * removal from both lists; no routing, timers, lanes or windows). It bounds what any queue
+ * that keeps one entry per (message, device) can do here.
  */
 import { type Connection, Gateway } from "../src/gateway/index.js";
 import { GroupService } from "../src/groups/index.js";
@@ -178,6 +183,37 @@ export async function world(kind: "queue" | "direct") {
 
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
+/** The per-device queue shape alone (see `entry_shape_floor_ops_per_s` above). */
+function entryShape(): () => void {
+  const keys = Array.from({ length: MEMBERS - 1 }, (_, i) => `u${i + 1}/d1`);
+  const states = new Map(keys.map((k) => [k, { list: [] as object[], count: 0 }]));
+  const store = new Map(keys.map((k) => [k, [] as object[]]));
+  let n = 0;
+  return () => {
+    const ids: string[] = [];
+    for (let b = 0; b < BATCH; b++) {
+      const id = `m${n++}`;
+      ids.push(id);
+      const record = { id };
+      for (const k of keys) {
+        store.get(k)!.push(record);
+        const state = states.get(k)!;
+        state.list.push({ state, record, attempts: 1, dueAt: 0, sent: true });
+        state.count++;
+      }
+    }
+    for (const k of keys) {
+      const state = states.get(k)!;
+      const slots = store.get(k)!;
+      for (let i = 0; i < ids.length; i++) {
+        state.list.shift();
+        slots.shift();
+        state.count--;
+      }
+    }
+  };
+}
+
 export default async function run(ctx: BenchContext): Promise<void> {
   if (!ctx.wants("groups.fanout")) return;
   const queue = await world("queue");
@@ -195,6 +231,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
     {
       queue: { fn: queue.step, batch: BATCH * (MEMBERS - 1) },
       direct: { fn: direct.step, batch: BATCH * (MEMBERS - 1) },
+      shape: { fn: entryShape(), batch: BATCH * (MEMBERS - 1) },
     },
     3000,
   );
@@ -214,6 +251,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
     messages: queue.sent() - start,
     messages_per_s: (r.queue ?? 0) / (MEMBERS - 1),
     ops_per_s_direct_outbox: r.direct ?? 0,
+    entry_shape_floor_ops_per_s: r.shape ?? 0,
   });
   await queue.close();
   await direct.close();
