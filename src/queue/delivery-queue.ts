@@ -202,6 +202,10 @@ const LANE_INDEX: Record<Priority, 0 | 1 | 2> = { high: 0, normal: 1, low: 2 };
 const LOW = 2;
 /** A device holding more entries than this gets an id index (see `DeviceState.index`). */
 const INDEX_ABOVE = 32;
+/** A fan-out to more devices than this is queued through a {@link Roster}. */
+const ROSTER_ABOVE = 8;
+/** Rosters remembered at once (a group whose membership changed starts a new one). */
+const ROSTERS_MAX = 256;
 const NO_OPTIONS: EnqueueOptions = Object.freeze({});
 const ACCEPTED: EnqueueResult = Object.freeze({ ok: true });
 
@@ -261,6 +265,46 @@ interface Entry {
   /** Still in the expiry list. */
   inExpiry: boolean;
   done: boolean;
+  /** The roster log message it was materialized from (that one stands in the expiry list for it). */
+  readonly shared: Shared | undefined;
+}
+
+/**
+ * One message of a {@link Roster}'s log: the queue entry of every device attached to the
+ * roster whose cursor has not passed it, held once.
+ */
+interface Shared {
+  readonly envelope: Envelope;
+  readonly lane: 0 | 1 | 2;
+  readonly expiresAt: number;
+  readonly roster: Roster;
+  /** Its absolute index in the roster's log. */
+  readonly at: number;
+  /** Devices holding it through the log. */
+  holders: number;
+  /** Entries materialized from it and not retired yet (see {@link DeliveryQueue.#materialize}). */
+  entries: number;
+  materialized: Entry[] | undefined;
+  /** Still in the expiry list: until it expires, or no device holds it any more. */
+  inExpiry: boolean;
+}
+
+/**
+ * A recipient list of large fan-outs (a group's devices), interned: the messages queued to
+ * all of it are kept once, in a log, and each attached device holds the log from its cursor
+ * on (fan-out on read). Entries of one device held this way need no object per message.
+ */
+interface Roster {
+  readonly keys: readonly DeviceKey[];
+  /** The devices' states, parallel to `keys` (a forgotten one is looked up again). */
+  readonly states: DeviceState[];
+  /** The lane of its messages (a message of another lane is queued per device). */
+  lane: 0 | 1 | 2 | undefined;
+  log: Shared[];
+  /** Messages before `head` are held by no device. */
+  head: number;
+  /** The absolute index of `log[0]`. */
+  offset: number;
 }
 
 interface DeviceState {
@@ -286,6 +330,15 @@ interface DeviceState {
   mark: number;
   /** Forgotten by the queue (idle and offline): a newer state stands for the device. */
   detached: boolean;
+  /**
+   * Attached to a roster: the device also holds its log from `vFrom` on, after every entry
+   * of its own (it has none while attached); `[vFrom, vSent)` are in flight.
+   */
+  roster: Roster | undefined;
+  vFrom: number;
+  vSent: number;
+  /** When each in-flight log message is due for a retry, by absolute index modulo the window. */
+  vDue: Float64Array | undefined;
 }
 
 /**
@@ -351,7 +404,17 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #deferredWaiting = 0;
   #recheck: Timer | undefined;
   /** Entries ordered by `expiresAt` (arrival order when the TTL is constant); dead ones skipped lazily. */
-  #expiry: Entry[] = [];
+  #expiry: (Entry | Shared)[] = [];
+  /** Rosters by their first device key (see {@link Roster}). */
+  #rosters = new Map<DeviceKey, Roster[]>();
+  #rosterCount = 0;
+  #lastGiven: readonly DeviceKey[] | undefined;
+  #lastRoster: Roster | undefined;
+  /**
+   * The log message being queued to its roster's devices: until every device is counted it
+   * is neither dead (an ack inside transmit may bring its holders to 0 meanwhile) nor trimmed.
+   */
+  #appending: Shared | undefined;
   #expHead = 0;
   #expDead = 0;
   #expTimer: Timer | undefined;
@@ -516,7 +579,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     // A fan-out: each device's state is found once, now (one listed twice dropped on the way).
     let devices: readonly DeviceKey[] = recipients;
     let states: DeviceState[] | undefined;
-    if (recipients.length <= 8) devices = distinct(recipients);
+    const roster = recipients.length > ROSTER_ABOVE ? this.#roster(recipients) : undefined;
+    if (roster) {
+      // An interned list of distinct devices: their states are at hand.
+      states = roster.states;
+      devices = roster.keys;
+      for (let i = 0; i < states.length; i++) {
+        if (states[i]!.detached) states[i] = this.#state(devices[i]!);
+      }
+    } else if (recipients.length <= 8) devices = distinct(recipients);
     else {
       states = new Array<DeviceState>(recipients.length);
       let mark = ++this.#mark;
@@ -553,7 +624,210 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       throw this.#storeFailure(err, "append");
     }
     if (!result.ok && states) this.#forgetIdle(states);
+    if (
+      roster &&
+      result.ok &&
+      result.added === devices.length &&
+      !this.#observed &&
+      !this.#isDegraded() &&
+      (roster.lane ?? LANE_INDEX[message.envelope.priority] ?? 1) ===
+        (LANE_INDEX[message.envelope.priority] ?? 1)
+    ) {
+      return this.#appendedShared(message, roster, options.online);
+    }
     return this.#appended(message, devices, result, options.online, states, true);
+  }
+
+  /**
+   * The interned roster of a fan-out's recipients (the same devices in the same order), or
+   * `undefined` when a device is listed twice.
+   */
+  #roster(recipients: readonly DeviceKey[]): Roster | undefined {
+    // A frozen list seen last time (a router's cached group recipients) cannot have changed.
+    if (recipients === this.#lastGiven) return this.#lastRoster;
+    const r = this.#internRoster(recipients);
+    if (r && Object.isFrozen(recipients)) {
+      this.#lastGiven = recipients;
+      this.#lastRoster = r;
+    }
+    return r;
+  }
+
+  #internRoster(recipients: readonly DeviceKey[]): Roster | undefined {
+    const first = recipients[0]!;
+    const n = recipients.length;
+    const candidates = this.#rosters.get(first);
+    if (candidates) {
+      for (const r of candidates) {
+        const keys = r.keys;
+        if (keys.length !== n) continue;
+        let i = 1;
+        while (i < n && keys[i] === recipients[i]) i++;
+        if (i === n) return r;
+      }
+    }
+    if (new Set(recipients).size !== n) return undefined;
+    if (this.#rosterCount >= ROSTERS_MAX) {
+      // Forgetting a roster only means the next message to that list starts a new one.
+      this.#rosters.clear();
+      this.#rosterCount = 0;
+    }
+    const keys = Object.isFrozen(recipients) ? recipients : recipients.slice();
+    const r: Roster = {
+      keys,
+      states: keys.map((k) => this.#state(k)),
+      lane: undefined,
+      log: [],
+      head: 0,
+      offset: 0,
+    };
+    const list = this.#rosters.get(first);
+    if (list) list.push(r);
+    else this.#rosters.set(first, [r]);
+    this.#rosterCount++;
+    return r;
+  }
+
+  /**
+   * {@link #appended} for a fresh message to a roster's devices, all added by the store: one
+   * log message; each device attached to the roster (or with nothing queued, attached now)
+   * holds it through the log, any other device gets an entry of its own.
+   */
+  #appendedShared(
+    message: QueuedMessage,
+    roster: Roster,
+    online: EnqueueOptions["online"],
+  ): EnqueueResult {
+    const env = message.envelope;
+    const lane = LANE_INDEX[env.priority] ?? 1;
+    roster.lane = lane;
+    const at = roster.offset + roster.log.length;
+    const shared: Shared = {
+      envelope: env,
+      lane,
+      expiresAt: message.expiresAt,
+      roster,
+      at,
+      holders: 0,
+      entries: 0,
+      materialized: undefined,
+      inExpiry: true,
+    };
+    roster.log.push(shared);
+    this.#pushExpiry(shared);
+    const { keys, states } = roster;
+    let held = 0;
+    const outer = this.#appending;
+    this.#appending = shared;
+    try {
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        let state = states[i]!;
+        // (A callback may have had a state forgotten since it was found.)
+        if (state.detached) {
+          state = this.#state(key);
+          states[i] = state;
+        }
+        if (state.roster !== roster && state.count === 0) {
+          state.roster = roster;
+          state.vFrom = at;
+          state.vSent = at;
+        }
+        if (state.roster === roster) {
+          shared.holders++;
+          state.count++;
+          this.#depth++;
+          if (state.online) this.#onlineEntries++;
+          held++;
+        } else {
+          this.#insert(state, message, true, false);
+        }
+        const wasOnline = state.online;
+        const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
+        if (isOnline && !wasOnline) this.#connect(state);
+        else if (!isOnline && wasOnline) this.#disconnect(state);
+        else this.#pump(state, this.#window);
+      }
+    } finally {
+      this.#appending = outer;
+    }
+    this.#stats.enqueued += held;
+    if (shared.holders === 0 && shared.entries === 0) this.#sharedDead(shared);
+    this.#trim(roster);
+    if (this.#blocked.size > 0) this.#release();
+    return ACCEPTED;
+  }
+
+  /**
+   * Gives an attached device entries of its own for the log messages it holds (in order, the
+   * in-flight ones still in flight with their due times) and detaches it: every path but the
+   * plain fan-out, transmission and in-order ack works on entries.
+   */
+  #materialize(state: DeviceState): void {
+    const r = state.roster;
+    if (!r) return;
+    state.roster = undefined;
+    const end = r.offset + r.log.length;
+    const w = this.#window;
+    for (let at = state.vFrom; at < end; at++) {
+      const shared = r.log[at - r.offset]!;
+      const sent = at < state.vSent;
+      const e: Entry = {
+        device: state,
+        envelope: shared.envelope,
+        lane: shared.lane,
+        ord: state.nextOrd++,
+        expiresAt: shared.expiresAt,
+        attempts: sent ? 1 : 0,
+        dueAt: sent ? state.vDue![at % w]! : 0,
+        sent,
+        deferred: false,
+        counted: false,
+        inExpiry: false,
+        done: false,
+        shared,
+      };
+      state.lanes[e.lane].push(e);
+      if (sent) state.sent[e.lane]++;
+      shared.holders--;
+      shared.entries++;
+      if (shared.materialized) shared.materialized.push(e);
+      else shared.materialized = [e];
+    }
+    state.vFrom = end;
+    state.vSent = end;
+    if (state.count > INDEX_ABOVE) {
+      state.index = new Map(entriesOf(state).map((x) => [x.envelope.id, x]));
+    }
+    this.#trim(r);
+  }
+
+  /** Drops the log messages at the head of a roster's log that no device holds any more. */
+  #trim(r: Roster): void {
+    // (Not under a fan-out being queued: its devices attach at the log's end as it was.)
+    if (r === this.#appending?.roster) return;
+    const log = r.log;
+    let head = r.head;
+    while (head < log.length && log[head]!.holders === 0) head++;
+    if (head === log.length) {
+      r.offset += log.length;
+      r.log = [];
+      r.head = 0;
+    } else if (head > 1024 && head * 2 > log.length) {
+      r.log = log.slice(head);
+      r.offset += head;
+      r.head = 0;
+    } else r.head = head;
+  }
+
+  /** A log message no device holds, in either form: out of the expiry list. */
+  #sharedDead(shared: Shared): void {
+    if (shared === this.#appending) return;
+    shared.materialized = undefined;
+    if (shared.inExpiry) {
+      shared.inExpiry = false;
+      this.#expDead++;
+    }
   }
 
   /** After a refused append: the states built for it that hold nothing go again. */
@@ -681,8 +955,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const now = this.#clock.now();
     let expired = 0;
     for (const device of await this.#io("devices", () => this.#store.devices())) {
-      const held = this.#devices.get(device);
       const list = await this.#io("list", () => this.#store.list(device));
+      const held = this.#devices.get(device);
+      if (held) this.#materialize(held);
       for (const m of list) {
         if (m.expiresAt > now || (held && this.#find(held, m.envelope.id))) continue;
         const n = await this.#io("remove", () => this.#store.remove(device, [m.envelope.id]));
@@ -740,6 +1015,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   release(device: DeviceKey): number {
     const state = this.#devices.get(device);
     if (!state) return 0;
+    this.#materialize(state);
     const n = state.count;
     for (const e of entriesOf(state)) this.#remove(e);
     this.#clearTimer(state);
@@ -885,6 +1161,31 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (!state) return 0;
     let removed = 0;
     let i = 0;
+    const r = state.roster;
+    if (r) {
+      // Attached to a roster: acks of its log in order move the cursor. (Read afresh each
+      // time: a listener of `delivered` may change the log or detach the device.)
+      while (i < ids.length && state.roster === r && state.vFrom < r.offset + r.log.length) {
+        const shared = r.log[state.vFrom - r.offset]!;
+        if (shared.envelope.id !== ids[i]) break;
+        if (state.vFrom < state.vSent) state.inflight--;
+        else state.vSent++;
+        state.vFrom++;
+        if (--shared.holders === 0 && shared.entries === 0) this.#sharedDead(shared);
+        state.count--;
+        this.#depth--;
+        if (state.online) this.#onlineEntries--;
+        this.#stats.delivered++;
+        if (this.#observed) this.emit("delivered", device, shared.envelope.id);
+        i++;
+      }
+      removed = i;
+      if (i > 0) this.#trim(r);
+      // Any other id it holds through the log: entries of its own, found below.
+      if (i < ids.length && state.roster === r && this.#holdsThroughLog(state, ids, i)) {
+        this.#materialize(state);
+      }
+    }
     // A client's batched acks: the first ids are often a lane's head, in order. They leave
     // the lane in one cut; the rest are found one by one.
     for (let l = 0; l < 3 && i === 0; l++) {
@@ -914,6 +1215,17 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     return removed;
   }
 
+  /** Whether an attached device holds any of `ids` (from `from` on) through its roster's log. */
+  #holdsThroughLog(state: DeviceState, ids: readonly MessageId[], from: number): boolean {
+    const r = state.roster!;
+    const end = r.offset + r.log.length;
+    for (let at = state.vFrom; at < end; at++) {
+      const id = r.log[at - r.offset]!.envelope.id;
+      for (let k = from; k < ids.length; k++) if (ids[k] === id) return true;
+    }
+    return false;
+  }
+
   // ---- per-device state -------------------------------------------------------------
 
   #state(key: DeviceKey): DeviceState {
@@ -933,6 +1245,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         pumping: false,
         mark: 0,
         detached: false,
+        roster: undefined,
+        vFrom: 0,
+        vSent: 0,
+        vDue: undefined,
       };
       this.#devices.set(key, s);
     }
@@ -957,6 +1273,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   #insert(state: DeviceState, m: QueuedMessage, trackExpiry = true, check = true): boolean {
     const env = m.envelope;
+    // Held through a log: entries of its own from now on (and the same message is found).
+    if (state.roster) this.#materialize(state);
     if (check && state.count > 0 && this.#find(state, env.id)) return false;
     const e: Entry = {
       device: state,
@@ -971,6 +1289,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       counted: false,
       inExpiry: trackExpiry,
       done: false,
+      shared: undefined,
     };
     state.lanes[e.lane].push(e);
     // Once built, the index is kept up to date until the device empties.
@@ -1017,6 +1336,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       e.inExpiry = false;
       this.#expDead++;
     }
+    const shared = e.shared;
+    if (shared !== undefined && --shared.entries === 0 && shared.holders === 0) {
+      this.#sharedDead(shared);
+    }
     this.#depth--;
     if (s.online) this.#onlineEntries--;
   }
@@ -1037,6 +1360,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   #connect(state: DeviceState): void {
+    this.#materialize(state);
     this.#resetInflight(state);
     if (!state.online) this.#onlineEntries += state.count;
     state.online = true;
@@ -1049,6 +1373,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   #disconnect(state: DeviceState): void {
+    this.#materialize(state);
     const was = state.online;
     if (was) this.#onlineEntries -= state.count;
     state.online = false;
@@ -1106,10 +1431,18 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    */
   #pump(state: DeviceState, limit: number): void {
     if (!state.online || state.pumping || this.#closed) return;
-    state.pumping = true;
     const degraded = this.#isDegraded();
+    // Degraded order, or a window other than the usual: on entries of its own.
+    if (state.roster && (degraded || limit !== this.#window)) this.#materialize(state);
+    state.pumping = true;
     try {
       while (state.online && state.inflight < limit) {
+        const r = state.roster;
+        if (r) {
+          if (state.vSent >= r.offset + r.log.length) break;
+          this.#sendShared(state, r);
+          continue;
+        }
         let e = this.#next(state, degraded);
         if (!e) {
           // Low lane in degraded mode: only with the budget, and not ahead of devices
@@ -1199,6 +1532,32 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
+  /** Transmits an attached device's next log message (a first attempt: retries are on entries). */
+  #sendShared(state: DeviceState, r: Roster): void {
+    const at = state.vSent++;
+    const shared = r.log[at - r.offset]!;
+    state.inflight++;
+    const lane = shared.lane;
+    const due =
+      this.#clock.now() +
+      (this.#firstDelay[lane] ?? retryDelay(this.#policies[lane], 1, this.#random));
+    const w = this.#window;
+    let dueAt = state.vDue;
+    if (!dueAt) {
+      dueAt = new Float64Array(w);
+      state.vDue = dueAt;
+    }
+    dueAt[at % w] = due;
+    this.#armDevice(state, due);
+    this.#stats.transmitted++;
+    if (this.#observed) this.emit("transmitted", state.key, shared.envelope, 1);
+    try {
+      this.#transmit(state.key, shared.envelope, 1);
+    } catch (err) {
+      this.emit("callbackError", err, state.key, "transmit");
+    }
+  }
+
   /**
    * Marks the low-lane entries waiting behind degraded mode, once each, queues the device for
    * the release budget if its window has room, and keeps polling load.
@@ -1271,6 +1630,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.timer = undefined;
     state.timerAt = Number.POSITIVE_INFINITY;
     if (!state.online || this.#closed) return;
+    // Retries work on entries: in flight through a log, nothing is due before this timer.
+    this.#materialize(state);
     if (this.#shared) {
       this.#reconcile(state).then(
         () => this.#retryDue(state),
@@ -1352,7 +1713,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   // ---- expiry -----------------------------------------------------------------------------
 
-  #pushExpiry(e: Entry): void {
+  #pushExpiry(e: Entry | Shared): void {
     const list = this.#expiry;
     const last = list[list.length - 1];
     if (!last || last.expiresAt <= e.expiresAt) {
@@ -1372,14 +1733,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   #rebuildExpiry(): void {
-    const live: Entry[] = [];
+    const live: (Entry | Shared)[] = [];
     for (let i = this.#expHead; i < this.#expiry.length; i++) {
       const e = this.#expiry[i]!;
       if (e.inExpiry) live.push(e);
     }
     for (const s of this.#devices.values()) {
       for (const e of entriesOf(s)) {
-        if (!e.inExpiry) {
+        // (One materialized from a log message expires with it.)
+        if (!e.inExpiry && e.shared === undefined) {
           e.inExpiry = true;
           live.push(e);
         }
@@ -1427,7 +1789,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#armExpiry();
   }
 
-  #drainExpired(list: Entry[], now: number): void {
+  #drainExpired(list: (Entry | Shared)[], now: number): void {
     while (this.#expHead < list.length) {
       const e = list[this.#expHead]!;
       if (!e.inExpiry) {
@@ -1438,8 +1800,22 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (e.expiresAt > now) break;
       this.#expHead++;
       e.inExpiry = false;
-      this.#fail(e, "ttl_expired");
+      if ("holders" in e) this.#expireShared(e);
+      else this.#fail(e, "ttl_expired");
     }
+  }
+
+  /** A log message's time ran out: every device still holding it fails it. */
+  #expireShared(shared: Shared): void {
+    if (shared.holders > 0) {
+      const r = shared.roster;
+      for (const state of r.states) {
+        if (state.roster === r && state.vFrom <= shared.at) this.#materialize(state);
+      }
+    }
+    const list = shared.materialized;
+    if (!list) return;
+    for (const e of list) if (!e.done) this.#fail(e, "ttl_expired");
   }
 
   /** Drops consumed and dead slots once they are most of the list (amortised O(1)). */
@@ -1448,7 +1824,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const list = this.#expiry;
     const waste = this.#expHead + this.#expDead;
     if (waste < 1024 || waste * 2 < list.length) return;
-    const live: Entry[] = [];
+    const live: (Entry | Shared)[] = [];
     for (let i = this.#expHead; i < list.length; i++) if (list[i]!.inExpiry) live.push(list[i]!);
     this.#expiry = live;
     this.#expHead = 0;

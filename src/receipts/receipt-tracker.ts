@@ -348,6 +348,11 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   // Interned device keys: every tracked message of a device shares one string.
   readonly #keys = new Map<UserId, Map<DeviceId, DeviceKey>>();
   readonly #interned = new Map<DeviceKey, Interned>();
+  /** {@link #keysAsGiven} of frozen recipient lists, by list. */
+  readonly #givenKeys = new WeakMap<
+    object,
+    { readonly from: UserId; readonly keys: readonly DeviceKey[] }
+  >();
   /** Stamps one {@link #track} call's keys (see {@link Interned}). */
   #stamp = 0;
   #sweeper: Timer | undefined;
@@ -718,7 +723,16 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   /** The one shared {@link DeviceKey} string of a device (bounded: reset past 100k users). */
   /** The one shared string of a device key given as a string. */
   /** The recipients' keys but `from`'s own devices, as given (the caller's are distinct). */
-  #keysAsGiven(recipients: readonly (RecipientDevice | DeviceKey)[], from: UserId): DeviceKey[] {
+  #keysAsGiven(
+    recipients: readonly (RecipientDevice | DeviceKey)[],
+    from: UserId,
+  ): readonly DeviceKey[] {
+    // A frozen list (a router's cached group recipients) gives the same answer every time.
+    const frozen = Object.isFrozen(recipients);
+    if (frozen) {
+      const memo = this.#givenKeys.get(recipients);
+      if (memo?.from === from) return memo.keys;
+    }
     const keys: DeviceKey[] = [];
     const own = `${from}/`;
     for (const raw of recipients) {
@@ -726,6 +740,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         if (!raw.startsWith(own)) keys.push(raw);
       } else if (raw.userId !== from) keys.push(this.#key(raw.userId, raw.deviceId));
     }
+    if (frozen) this.#givenKeys.set(recipients, { from, keys: Object.freeze(keys) });
     return keys;
   }
 

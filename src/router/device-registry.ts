@@ -19,6 +19,12 @@ export interface DeviceRegistry {
    * fan-out then builds no key per recipient). Without it the router builds the keys.
    */
   keys?(userId: UserId): MaybePromise<readonly DeviceKey[]>;
+  /**
+   * Optional: a number that changes whenever a link or unlink changes what {@link keys}
+   * answers (read synchronously). With it and {@link keys}, the router reuses a group's
+   * recipient list while the members and the revision stay the same.
+   */
+  readonly revision?: number;
 }
 
 /** The in-memory {@link DeviceRegistry}: it answers at once, never with a promise. */
@@ -26,6 +32,12 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
   readonly #devices = new Map<UserId, DeviceId[]>();
   /** Each user's device keys, replaced (never changed) when a device is linked or unlinked. */
   readonly #keys = new Map<UserId, readonly DeviceKey[]>();
+  #revision = 0;
+
+  /** Changes with every link or unlink that changes a user's devices. */
+  get revision(): number {
+    return this.#revision;
+  }
 
   link(userId: UserId, deviceId: DeviceId): void {
     this.linkSync(userId, deviceId);
@@ -40,6 +52,7 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
     }
     if (list.includes(deviceId)) return;
     list.push(deviceId);
+    this.#revision++;
     this.#keys.set(
       userId,
       Object.freeze([...(this.#keys.get(userId) ?? []), deviceKey(userId, deviceId)]),
@@ -52,6 +65,7 @@ export class MemoryDeviceRegistry implements DeviceRegistry {
     const i = list.indexOf(deviceId);
     if (i < 0) return;
     list.splice(i, 1);
+    this.#revision++;
     if (list.length === 0) {
       this.#devices.delete(userId);
       this.#keys.delete(userId);

@@ -78,7 +78,8 @@ export class MemoryMessageStore implements MessageStore {
     if (relay && recipients.length === 0) return;
     this.#byId.set(envelope.id, {
       envelope,
-      recipients: recipients.slice(),
+      // (A frozen list cannot change under it: kept as given.)
+      recipients: Object.isFrozen(recipients) ? recipients : recipients.slice(),
       got: undefined,
       left: recipients.length,
       cursor: 0,

@@ -252,6 +252,16 @@ export class Router extends TypedEmitter<RouterEvents> {
   #askedSessions: readonly Session[] = NO_SESSIONS;
   /** Batches waiting for (or sending after) a directory lookup, in order. */
   #lookupChain: Promise<void> = Promise.resolve();
+  /** Each busy group's recipient list (see {@link #groupRecipients}). */
+  readonly #recipientCache = new Map<
+    GroupId,
+    {
+      readonly users: readonly UserId[];
+      readonly own: DeviceKey;
+      readonly revision: number;
+      readonly recipients: readonly DeviceKey[];
+    }
+  >();
   #lookups = 0;
   #flushScheduled = false;
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -472,7 +482,11 @@ export class Router extends TypedEmitter<RouterEvents> {
         throw e;
       }
     }
-    const recipients = (yield this.#recipientDevices(users, sender)) as DeviceKey[];
+    const recipients = (
+      "group" in target
+        ? yield this.#groupRecipients(target.group, users, sender)
+        : yield this.#recipientDevices(users, sender)
+    ) as readonly DeviceKey[];
     if ("user" in target && !recipients.some((d) => d.startsWith(`${target.user}/`))) {
       if (target.user !== sender.userId) {
         return errorFrame(
@@ -552,6 +566,39 @@ export class Router extends TypedEmitter<RouterEvents> {
       if (epoch > oldest) break;
       this.#changed.delete(key);
     }
+  }
+
+  /**
+   * {@link #recipientDevices} of a group's members, reused (frozen) while the members, the
+   * sending device and the registry's revision are the same: a busy group's fan-out then
+   * asks the registry nothing per message.
+   */
+  #groupRecipients(
+    group: GroupId,
+    users: readonly UserId[],
+    sender: Sender,
+  ): MaybePromise<readonly DeviceKey[]> {
+    const registry = this.devices;
+    const revision = registry.revision;
+    if (revision === undefined || !registry.keys) return this.#recipientDevices(users, sender);
+    const own = deviceKey(sender.userId, sender.deviceId);
+    const cached = this.#recipientCache.get(group);
+    if (
+      cached &&
+      cached.revision === revision &&
+      cached.own === own &&
+      sameList(cached.users, users)
+    ) {
+      return cached.recipients;
+    }
+    return andThen(this.#recipientDevices(users, sender), (list) => {
+      // (Stored only if nothing changed while a remote registry answered.)
+      if (registry.revision !== revision) return list;
+      const recipients = Object.freeze(list);
+      if (this.#recipientCache.size >= RECIPIENT_CACHE_MAX) this.#recipientCache.clear();
+      this.#recipientCache.set(group, { users: users.slice(), own, revision, recipients });
+      return recipients;
+    });
   }
 
   /** Every linked device of `users`, but the sending device: the frozen recipient set. */
@@ -1120,6 +1167,8 @@ export class Router extends TypedEmitter<RouterEvents> {
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
 const TRACK_DISTINCT = Object.freeze({ distinct: true });
 const NO_TRACK_OPTIONS = Object.freeze({});
+/** Groups whose recipient list a router keeps at once (see `#groupRecipients`). */
+const RECIPIENT_CACHE_MAX = 1024;
 
 /** Consecutive transmissions of one envelope, waiting for the flush. */
 interface Run {
@@ -1151,6 +1200,14 @@ function recipientKeys(
 }
 
 /** The device keys of `users` (aligned lists), but `own` (the sending device of `sender`). */
+/** Whether two lists hold the same items in the same order. */
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function joinKeys(
   users: readonly UserId[],
   lists: readonly (readonly DeviceKey[])[],

@@ -87,5 +87,31 @@ export function deviceRegistryConformance(factory: PortFactory<DeviceRegistry>):
       assert.equal(got.length, 20);
       assert.deepEqual([...got].sort(), Array.from({ length: 20 }, (_, i) => `d${i}`).sort());
     }),
+
+    with_(
+      "where offered, revision changes with every link or unlink that changes a list",
+      async (reg) => {
+        if (reg.revision === undefined) return;
+        const seen = [reg.revision];
+        const changed = () => {
+          const r = reg.revision!;
+          assert.ok(!seen.includes(r), `revision ${r} seen before`);
+          seen.push(r);
+        };
+        const same = () => assert.equal(reg.revision, seen[seen.length - 1]);
+        await reg.link(userId("alice"), deviceId("a"));
+        changed();
+        await reg.link(userId("alice"), deviceId("a"));
+        same();
+        await reg.link(userId("alice"), deviceId("b"));
+        changed();
+        await reg.unlink(userId("alice"), deviceId("nope"));
+        same();
+        await reg.unlink(userId("alice"), deviceId("a"));
+        changed();
+        await reg.unlink(userId("alice"), deviceId("b"));
+        changed();
+      },
+    ),
   ];
 }
