@@ -59,6 +59,8 @@ interface Entry {
   record: Omit<GroupRecord, "members" | "admins">;
   members: Set<UserId>;
   admins: Set<UserId>;
+  /** The record as last handed out, until the entry changes (see {@link viewOf}). */
+  view?: GroupRecord | undefined;
 }
 
 /** The in-memory {@link GroupStore}: one process, no services. */
@@ -77,7 +79,7 @@ export class MemoryGroupStore implements GroupStore {
 
   async get(groupId: GroupId): Promise<GroupRecord | undefined> {
     const e = this.#groups.get(groupId);
-    return e && toRecord(e);
+    return e && viewOf(e);
   }
 
   async addMembers(
@@ -90,6 +92,7 @@ export class MemoryGroupStore implements GroupStore {
     const added = [...new Set(userIds)].filter((u) => !e.members.has(u));
     if (e.members.size + added.length > limit) return { status: "full", size: e.members.size };
     for (const u of added) e.members.add(u);
+    if (added.length > 0) e.view = undefined;
     return { status: "ok", added };
   }
 
@@ -102,6 +105,7 @@ export class MemoryGroupStore implements GroupStore {
     const removed: UserId[] = [];
     for (const u of userIds) {
       if (e.members.delete(u)) {
+        e.view = undefined;
         e.admins.delete(u);
         removed.push(u);
       }
@@ -114,12 +118,14 @@ export class MemoryGroupStore implements GroupStore {
     if (!e?.members.has(userId)) return false;
     if (admin) e.admins.add(userId);
     else e.admins.delete(userId);
+    e.view = undefined;
     return true;
   }
 
   async update(groupId: GroupId, patch: GroupPatch): Promise<boolean> {
     const e = this.#groups.get(groupId);
     if (!e) return false;
+    e.view = undefined;
     e.record = {
       ...e.record,
       ...(patch.name === undefined ? {} : { name: patch.name }),
@@ -130,7 +136,7 @@ export class MemoryGroupStore implements GroupStore {
 
   async members(groupId: GroupId): Promise<readonly UserId[] | undefined> {
     const e = this.#groups.get(groupId);
-    return e && [...e.members];
+    return e && viewOf(e).members;
   }
 
   async isMember(groupId: GroupId, userId: UserId): Promise<boolean> {
@@ -152,6 +158,15 @@ function toEntry(group: GroupRecord): Entry {
   return { record: { ...record }, members: m, admins: new Set(admins.filter((a) => m.has(a))) };
 }
 
-function toRecord(e: Entry): GroupRecord {
-  return { ...e.record, members: [...e.members], admins: [...e.admins] };
+/**
+ * The entry as a record, frozen (its lists too) and kept until the entry changes: a busy
+ * group's members are read per message, and the router recognises the same list at once.
+ */
+function viewOf(e: Entry): GroupRecord {
+  e.view ??= Object.freeze({
+    ...e.record,
+    members: Object.freeze([...e.members]),
+    admins: Object.freeze([...e.admins]),
+  });
+  return e.view;
 }

@@ -716,6 +716,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     roster.log.push(shared);
     this.#pushExpiry(shared);
     const { keys, states } = roster;
+    const now = this.#clock.now();
     let held = 0;
     const outer = this.#appending;
     this.#appending = shared;
@@ -746,7 +747,19 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
         if (isOnline && !wasOnline) this.#connect(state);
         else if (!isOnline && wasOnline) this.#disconnect(state);
-        else this.#pump(state, this.#window);
+        else if (
+          // What #pump would do when this message is all the device has waiting: send it.
+          isOnline &&
+          state.roster === roster &&
+          state.vSent === at &&
+          state.inflight < this.#window &&
+          !state.pumping &&
+          this.#blocked.size === 0 &&
+          !this.load.degraded &&
+          !this.#closed
+        ) {
+          this.#sendShared(state, roster, now);
+        } else this.#pump(state, this.#window);
       }
     } finally {
       this.#appending = outer;
@@ -1440,7 +1453,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         const r = state.roster;
         if (r) {
           if (state.vSent >= r.offset + r.log.length) break;
-          this.#sendShared(state, r);
+          this.#sendShared(state, r, this.#clock.now());
           continue;
         }
         let e = this.#next(state, degraded);
@@ -1533,14 +1546,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /** Transmits an attached device's next log message (a first attempt: retries are on entries). */
-  #sendShared(state: DeviceState, r: Roster): void {
+  #sendShared(state: DeviceState, r: Roster, now: number): void {
     const at = state.vSent++;
     const shared = r.log[at - r.offset]!;
     state.inflight++;
     const lane = shared.lane;
-    const due =
-      this.#clock.now() +
-      (this.#firstDelay[lane] ?? retryDelay(this.#policies[lane], 1, this.#random));
+    const due = now + (this.#firstDelay[lane] ?? retryDelay(this.#policies[lane], 1, this.#random));
     const w = this.#window;
     let dueAt = state.vDue;
     if (!dueAt) {

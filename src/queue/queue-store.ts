@@ -148,14 +148,84 @@ interface Held {
 }
 
 /**
- * One device's entries in append order: an array while it is small, a Map once it grows.
+ * One device's own entries in append order: an array while it is small, a Map once it grows.
  * Most devices hold one or two entries that come and go: a scan finds them at once, where a
  * Map that keeps filling and emptying pays a rehash each time it empties.
  */
 type Slots = Held[] | Map<MessageId, Held>;
 
+/**
+ * Where one device's entries are. Either its own `slots`, or (attached to a `roster` while it
+ * has none of its own) the roster's log entries from `from` to the log's end, read from there.
+ */
+interface Box {
+  slots: Slots;
+  /** Attached: its entries are `roster`'s log entries [`from`, end), and `slots` is empty. */
+  roster: Roster | undefined;
+  /** Absolute index in `roster`'s log of its first entry (the log's end when it has none). */
+  from: number;
+  /** Dropped from the store while empty: a roster still pointing here looks it up again. */
+  dropped: boolean;
+  /** Stamp of the last roster append that reached it (a device listed twice gets one entry). */
+  mark: number;
+}
+
+/** One message in a roster's log, and how many attached devices hold it through the log. */
+interface LogEntry {
+  readonly id: MessageId;
+  readonly held: Held;
+  holders: number;
+}
+
+/**
+ * A recipient list that recurs (a group's devices): the appends to it are kept once, in its
+ * log, and each device attached to it reads them from its cursor on ("fan-out on read"), so
+ * appending or acking costs a counter per device instead of a Map lookup and a push.
+ */
+class Roster {
+  /** Its own copy of the recipient list, as appended (a device may be listed twice). */
+  readonly keys: readonly DeviceKey[];
+  /** Each key's box, parallel to `keys`, looked up once (again after a drop, see `epoch`). */
+  readonly boxes: Box[];
+  /** Some device is listed twice. */
+  readonly twice: boolean;
+  /** How many distinct devices it lists. */
+  readonly distinct: number;
+  /** How many of them are attached to it (all: an append touches none of them). */
+  attached = 0;
+  /** Its appends in order; `log[i]` has absolute index `base + i`, the live ones from `head`. */
+  log: LogEntry[] = [];
+  head = 0;
+  base = 0;
+  /** Absolute index one past the last entry (`base + log.length`). */
+  end = 0;
+  /** The store's drop count when `boxes` were last looked up. */
+  epoch: number;
+  /** Still findable in the store's cache; devices may stay attached with no entries. */
+  cached = true;
+  /** Appended to since the cache last considered evicting it (a second chance). */
+  used = true;
+
+  constructor(keys: readonly DeviceKey[], boxes: Box[], distinct: number, epoch: number) {
+    this.keys = keys;
+    this.boxes = boxes;
+    this.twice = distinct < keys.length;
+    this.distinct = distinct;
+    this.epoch = epoch;
+  }
+}
+
 /** A device's entries become a Map above this many. */
 const SLOTS_MAP_ABOVE = 16;
+
+/** Appends of a fresh message to more devices than this go through a roster. */
+const ROSTER_ABOVE = 8;
+
+/** The roster cache keeps at most this many keys over all its rosters (about 1 MB). */
+const ROSTER_KEYS_MAX = 1 << 16;
+
+/** A roster's log drops its dead head once it is this long and most of the log. */
+const LOG_COMPACT_AT = 64;
 
 /** The answer to the common append (one new entry), shared: results are read-only. */
 const ADDED_ONE: AppendResult = Object.freeze({ ok: true, added: 1 });
@@ -170,18 +240,54 @@ function holds(slots: Slots, id: MessageId): boolean {
   return false;
 }
 
+/** How many entries a box holds, its own or through its roster. */
+function countOf(box: Box): number {
+  const r = box.roster;
+  return r === undefined ? sizeOf(box.slots) : r.end - box.from;
+}
+
+function newBox(slots: Held[]): Box {
+  return { slots, roster: undefined, from: 0, dropped: false, mark: 0 };
+}
+
+/** Whether any of `ids` from `k` on is in `r`'s log from absolute index `from` on. */
+function inLog(r: Roster, from: number, ids: readonly MessageId[], k: number): boolean {
+  const log = r.log;
+  for (let j = k; j < ids.length; j++) {
+    const id = ids[j]!;
+    for (let p = from - r.base; p < log.length; p++) if (log[p]!.id === id) return true;
+  }
+  return false;
+}
+
 /**
  * The in-memory {@link QueueStore}: one process, nothing survives it.
  * @remarks Entries of a device sit in an array while few (acks come in order, so removal
  * takes the head) and in an insertion-ordered Map once many, so append, remove and count
- * stay O(1). The devices of one append share one record of the message. Dedupe records are
- * swept lazily, oldest first. It answers synchronously too ({@link SyncQueueStore}), which
+ * stay O(1). The devices of one append share one record of the message. A fresh message to
+ * many devices whose list recurs (a group) is kept once, in that list's roster log: a device
+ * holding nothing of its own attaches and reads the log from its cursor, so a fan-out costs a
+ * counter per device, not a lookup and a push; an operation that needs the device's own list
+ * (another append, an ack out of order) copies its log entries into it first. Dedupe records
+ * are swept lazily, oldest first. It answers synchronously too ({@link SyncQueueStore}), which
  * gives the delivery queue its promise-free fast path.
  */
 export class MemoryQueueStore implements SyncQueueStore {
-  readonly #byDevice = new Map<DeviceKey, Slots>();
-  /** How many devices have no entries (their slots kept for reuse). */
+  readonly #byDevice = new Map<DeviceKey, Box>();
+  /** How many devices have no entries and no roster (their boxes kept for reuse). */
   #empty = 0;
+  /** Bumped by each {@link #dropEmpty}: a roster looked up before it looks its boxes up again. */
+  #epoch = 0;
+  /** Stamps a roster append, for a device listed twice. */
+  #stamp = 0;
+  /** Rosters by their first key (a recipient list is found by content, not identity). */
+  readonly #rosters = new Map<DeviceKey, Roster[]>();
+  /** The last frozen recipient list appended to, and its roster (no compare the next time). */
+  #lastGiven: readonly DeviceKey[] | undefined;
+  #lastRoster: Roster | undefined;
+  /** The cached rosters, oldest first, for eviction. */
+  #rosterOrder: Roster[] = [];
+  #rosterKeys = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
   /** Every slot in insertion order, for the sweep. */
   #sentOrder: SentSlot[] = [];
@@ -220,7 +326,9 @@ export class MemoryQueueStore implements SyncQueueStore {
     const added =
       recipients.length === 1
         ? this.#appendOne(message, recipients[0]!, maxPerDevice, fresh)
-        : this.#appendAll(message, recipients, maxPerDevice, fresh);
+        : fresh && recipients.length > ROSTER_ABOVE
+          ? this.#appendToRoster(message, this.#roster(recipients), maxPerDevice)
+          : this.#appendAll(message, recipients, maxPerDevice, fresh);
     if (typeof added !== "number") return added;
     if (dedupeUntil !== undefined && !remembered) {
       this.#remember(env.from, env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
@@ -236,20 +344,23 @@ export class MemoryQueueStore implements SyncQueueStore {
     fresh: boolean,
   ): number | AppendResult {
     const id = message.envelope.id;
-    const slots = this.#byDevice.get(d);
-    if (!slots) {
+    const box = this.#byDevice.get(d);
+    if (!box) {
       if (maxPerDevice < 1) return { ok: false, full: [d] };
-      this.#byDevice.set(d, [{ message, id }]);
+      this.#byDevice.set(d, newBox([{ message, id }]));
       return 1;
     }
+    if (box.roster !== undefined) this.#detach(box);
+    const slots = box.slots;
     const size = sizeOf(slots);
     if (!fresh && size > 0 && holds(slots, id)) return 0;
     if (size + 1 > maxPerDevice) return { ok: false, full: [d] };
     if (size === 0) this.#empty--;
-    this.#add(d, slots, { message, id });
+    this.#add(box, { message, id });
     return 1;
   }
 
+  /** Any append, one device at a time (each device's entries its own). */
   #appendAll(
     message: QueuedMessage,
     recipients: readonly DeviceKey[],
@@ -258,18 +369,19 @@ export class MemoryQueueStore implements SyncQueueStore {
   ): number | AppendResult {
     const id = message.envelope.id;
     const n = recipients.length;
-    // Each device's entries, looked up once: `null` where the entry is there already.
-    const found: (Slots | undefined | null)[] = new Array(n);
+    // Each device's box, looked up once: `null` where the entry is there already.
+    const found: (Box | undefined | null)[] = new Array(n);
     let full: DeviceKey[] | undefined;
     for (let i = 0; i < n; i++) {
       const d = recipients[i]!;
-      const slots = this.#byDevice.get(d);
-      const size = slots ? sizeOf(slots) : 0;
-      if (!fresh && size > 0 && holds(slots!, id)) {
+      const box = this.#byDevice.get(d);
+      if (box?.roster !== undefined) this.#detach(box!);
+      const size = box ? sizeOf(box.slots) : 0;
+      if (!fresh && size > 0 && holds(box!.slots, id)) {
         found[i] = null;
         continue;
       }
-      found[i] = slots;
+      found[i] = box;
       if (size + 1 > maxPerDevice) {
         full ??= [];
         full.push(d);
@@ -279,60 +391,275 @@ export class MemoryQueueStore implements SyncQueueStore {
     const held: Held = { message, id };
     let added = 0;
     for (let i = 0; i < n; i++) {
-      const slots = found[i];
-      if (slots === null) continue;
+      const box = found[i];
+      if (box === null) continue;
       const d = recipients[i]!;
       // A device listed twice finds its own first append: skipped.
-      if (slots === undefined) {
+      if (box === undefined) {
         if (this.#byDevice.has(d)) continue;
-        this.#byDevice.set(d, [held]);
-      } else if (Array.isArray(slots)) {
-        // (An array that outgrew itself into a Map still ends with what was pushed last.)
-        if (slots.length > 0 && slots[slots.length - 1] === held) continue;
-        if (slots.length === 0) this.#empty--;
-        this.#add(d, slots, held);
+        this.#byDevice.set(d, newBox([held]));
       } else {
-        if (slots.get(id) === held) continue;
-        this.#add(d, slots, held);
+        const slots = box.slots;
+        if (Array.isArray(slots)) {
+          if (slots.length > 0 && slots[slots.length - 1] === held) continue;
+          if (slots.length === 0) this.#empty--;
+        } else if (slots.get(id) === held) continue;
+        this.#add(box, held);
       }
       added++;
     }
     return added;
   }
 
-  /** Appends to a device's entries, which become a Map when they outgrow an array. */
-  #add(d: DeviceKey, slots: Slots, held: Held): void {
+  /**
+   * A fresh message to a roster's devices: a device attached to it, or holding nothing, takes
+   * the message through the log (a counter); any other gets its own entry.
+   */
+  #appendToRoster(message: QueuedMessage, r: Roster, maxPerDevice: number): number | AppendResult {
+    // Every device attached (the steady state of a group): the longest of their lists is the
+    // live log (its head is held by someone), and the append is one log entry.
+    if (r.attached === r.distinct && r.end - r.base - r.head + 1 <= maxPerDevice) {
+      const id = message.envelope.id;
+      r.log.push({ id, held: { message, id }, holders: r.distinct });
+      r.end++;
+      return r.distinct;
+    }
+    const boxes = r.boxes;
+    const n = boxes.length;
+    let full: DeviceKey[] | undefined;
+    for (let i = 0; i < n; i++) {
+      if (countOf(boxes[i]!) + 1 > maxPerDevice) {
+        full ??= [];
+        full.push(r.keys[i]!);
+      }
+    }
+    if (full) return { ok: false, full };
+    const held: Held = { message, id: message.envelope.id };
+    const stamp = r.twice ? ++this.#stamp : 0;
+    const end = r.end;
+    let holders = 0;
+    let filled = 0;
+    let added = 0;
+    for (let i = 0; i < n; i++) {
+      const box = boxes[i]!;
+      if (stamp !== 0) {
+        if (box.mark === stamp) continue;
+        box.mark = stamp;
+      }
+      added++;
+      const at = box.roster;
+      if (at === r) {
+        holders++;
+        continue;
+      }
+      if (at !== undefined) this.#detach(box);
+      if (sizeOf(box.slots) === 0) {
+        box.roster = r;
+        box.from = end;
+        r.attached++;
+        holders++;
+        filled++;
+      } else {
+        this.#add(box, held);
+      }
+    }
+    this.#empty -= filled;
+    if (holders > 0) {
+      r.log.push({ id: held.id, held, holders });
+      r.end++;
+    }
+    return added;
+  }
+
+  /** The cached roster of this recipient list (same devices, same order), made if none. */
+  #roster(recipients: readonly DeviceKey[]): Roster {
+    // A frozen list seen last time (a router's cached group recipients) cannot have changed.
+    const last = this.#lastRoster;
+    if (recipients === this.#lastGiven && last?.cached) {
+      last.used = true;
+      if (last.epoch !== this.#epoch) this.#lookUpAgain(last);
+      return last;
+    }
+    const r = this.#findRoster(recipients);
+    if (Object.isFrozen(recipients)) {
+      this.#lastGiven = recipients;
+      this.#lastRoster = r;
+    }
+    return r;
+  }
+
+  #findRoster(recipients: readonly DeviceKey[]): Roster {
+    const first = recipients[0]!;
+    const n = recipients.length;
+    const bucket = this.#rosters.get(first);
+    if (bucket) {
+      next: for (const r of bucket) {
+        const keys = r.keys;
+        if (keys.length !== n) continue;
+        for (let i = 1; i < n; i++) if (keys[i] !== recipients[i]) continue next;
+        r.used = true;
+        if (r.epoch !== this.#epoch) this.#lookUpAgain(r);
+        return r;
+      }
+    }
+    this.#evictRosters(n);
+    const keys = recipients.slice();
+    const boxes = new Array<Box>(n);
+    const stamp = ++this.#stamp;
+    let distinct = 0;
+    for (let i = 0; i < n; i++) {
+      const box = this.#boxOf(keys[i]!);
+      if (box.mark !== stamp) distinct++;
+      box.mark = stamp;
+      boxes[i] = box;
+    }
+    const r = new Roster(keys, boxes, distinct, this.#epoch);
+    if (bucket) bucket.push(r);
+    else this.#rosters.set(first, [r]);
+    this.#rosterOrder.push(r);
+    this.#rosterKeys += n;
+    return r;
+  }
+
+  /** Makes room for a roster of `n` keys: the oldest rosters not appended to lately go. */
+  #evictRosters(n: number): void {
+    const order = this.#rosterOrder;
+    while (this.#rosterKeys + n > ROSTER_KEYS_MAX && order.length > 0) {
+      const r = order.shift()!;
+      if (r.used) {
+        r.used = false;
+        order.push(r);
+        continue;
+      }
+      this.#rosterKeys -= r.keys.length;
+      r.cached = false;
+      const first = r.keys[0]!;
+      const bucket = this.#rosters.get(first)!;
+      if (bucket.length === 1) this.#rosters.delete(first);
+      else bucket.splice(bucket.indexOf(r), 1);
+      // Its devices with no entries left leave it (the ones with entries leave as they drain).
+      for (const box of r.boxes) {
+        if (box.roster === r && box.from === r.end) {
+          box.roster = undefined;
+          r.attached--;
+          this.#empty++;
+        }
+      }
+    }
+  }
+
+  /** A device's box, made (empty) if it has none. */
+  #boxOf(d: DeviceKey): Box {
+    let box = this.#byDevice.get(d);
+    if (!box) {
+      box = newBox([]);
+      this.#byDevice.set(d, box);
+      this.#empty++;
+    }
+    return box;
+  }
+
+  /** A roster's boxes dropped since it last looked them up are looked up again. */
+  #lookUpAgain(r: Roster): void {
+    const boxes = r.boxes;
+    for (let i = 0; i < boxes.length; i++) {
+      if (boxes[i]!.dropped) boxes[i] = this.#boxOf(r.keys[i]!);
+    }
+    r.epoch = this.#epoch;
+  }
+
+  /**
+   * Detaches a device from its roster: its log entries become its own (in order). A device
+   * with none becomes a plain empty one.
+   */
+  #detach(box: Box): void {
+    const r = box.roster!;
+    box.roster = undefined;
+    r.attached--;
+    if (box.from === r.end) {
+      this.#empty++;
+      return;
+    }
+    const log = r.log;
+    for (let p = box.from - r.base; p < log.length; p++) {
+      const e = log[p]!;
+      e.holders--;
+      this.#add(box, e.held);
+    }
+    this.#trim(r);
+  }
+
+  /** Drops a roster log's head while no device holds it; compacts now and then (amortised O(1)). */
+  #trim(r: Roster): void {
+    const log = r.log;
+    let h = r.head;
+    while (h < log.length && log[h]!.holders === 0) h++;
+    if (h === r.head) return;
+    if (h === log.length) {
+      r.base = r.end;
+      r.log = [];
+      r.head = 0;
+    } else if (h >= LOG_COMPACT_AT && h * 2 >= log.length) {
+      r.log = log.slice(h);
+      r.base += h;
+      r.head = 0;
+    } else {
+      r.head = h;
+    }
+  }
+
+  /** Appends to a device's own entries, which become a Map when they outgrow an array. */
+  #add(box: Box, held: Held): void {
+    const slots = box.slots;
     if (!Array.isArray(slots)) {
       slots.set(held.id, held);
       return;
     }
     slots.push(held);
-    if (slots.length > SLOTS_MAP_ABOVE) {
-      this.#byDevice.set(d, new Map(slots.map((h) => [h.id, h])));
-    }
+    if (slots.length > SLOTS_MAP_ABOVE) box.slots = new Map(slots.map((h) => [h.id, h]));
+  }
+
+  /** A device was left with no entries and no roster. */
+  #emptied(): void {
+    // Kept for reuse (an online device empties and refills constantly); swept in bulk.
+    this.#empty++;
+    if (this.#empty > 1024 && this.#empty * 2 > this.#byDevice.size) this.#dropEmpty();
   }
 
   #dropEmpty(): void {
-    for (const [d, slots] of this.#byDevice) if (sizeOf(slots) === 0) this.#byDevice.delete(d);
+    // A device attached to a (cached) roster stays, even with no entries: it is about to get some.
+    for (const [d, box] of this.#byDevice) {
+      if (box.roster === undefined && sizeOf(box.slots) === 0) {
+        this.#byDevice.delete(d);
+        box.dropped = true;
+      }
+    }
     this.#empty = 0;
+    this.#epoch++;
   }
 
   async list(device: DeviceKey): Promise<readonly QueuedMessage[]> {
-    const slots = this.#byDevice.get(device);
-    if (!slots) return [];
+    const box = this.#byDevice.get(device);
+    if (!box) return [];
     const out: QueuedMessage[] = [];
-    for (const h of slots.values()) out.push(h.message);
+    const r = box.roster;
+    if (r !== undefined) {
+      const log = r.log;
+      for (let p = box.from - r.base; p < log.length; p++) out.push(log[p]!.held.message);
+    } else {
+      for (const h of box.slots.values()) out.push(h.message);
+    }
     return out;
   }
 
   async count(device: DeviceKey): Promise<number> {
-    const slots = this.#byDevice.get(device);
-    return slots ? sizeOf(slots) : 0;
+    const box = this.#byDevice.get(device);
+    return box ? countOf(box) : 0;
   }
 
   async devices(): Promise<readonly DeviceKey[]> {
     const out: DeviceKey[] = [];
-    for (const [d, slots] of this.#byDevice) if (sizeOf(slots) > 0) out.push(d);
+    for (const [d, box] of this.#byDevice) if (countOf(box) > 0) out.push(d);
     return out;
   }
 
@@ -342,18 +669,73 @@ export class MemoryQueueStore implements SyncQueueStore {
 
   /** Synchronous {@link remove}. */
   removeSync(device: DeviceKey, ids: readonly MessageId[]): number {
-    const slots = this.#byDevice.get(device);
-    if (!slots || sizeOf(slots) === 0) return 0;
+    const box = this.#byDevice.get(device);
+    if (!box) return 0;
+    if (box.roster !== undefined) return this.#removeAttached(box, box.roster, ids);
+    const slots = box.slots;
+    if (Array.isArray(slots)) {
+      if (slots.length === 0) return 0;
+      // One ack of the oldest entry (an online device's steady state).
+      if (ids.length === 1 && slots[0]!.id === ids[0]) {
+        slots.shift();
+        if (slots.length === 0) this.#emptied();
+        return 1;
+      }
+    }
+    const n = this.#removeOwn(box, ids, 0);
+    if (n > 0 && sizeOf(box.slots) === 0) this.#emptied();
+    return n;
+  }
+
+  /** {@link removeSync} for a device attached to roster `r`. */
+  #removeAttached(box: Box, r: Roster, ids: readonly MessageId[]): number {
+    // Acks of its log entries in order (the common case) move the cursor.
+    const end = r.end;
+    let p = box.from;
+    if (p === end) return 0;
+    const log = r.log;
+    const base = r.base;
+    let n = 0;
+    while (n < ids.length && p < end) {
+      const e = log[p - base]!;
+      if (e.id !== ids[n]) break;
+      e.holders--;
+      p++;
+      n++;
+    }
+    box.from = p;
+    if (n > 0) this.#trim(r);
+    if (n === ids.length || p === end || !inLog(r, p, ids, n)) {
+      if (n > 0 && p === end && !r.cached) {
+        // Drained from a roster no longer cached: a plain empty device.
+        box.roster = undefined;
+        r.attached--;
+        this.#emptied();
+      }
+      return n;
+    }
+    // An ack out of order: its entries become its own, then go as any device's do.
+    this.#detach(box);
+    n += this.#removeOwn(box, ids, n);
+    if (sizeOf(box.slots) === 0) this.#emptied();
+    return n;
+  }
+
+  /** Removes `ids` from `k` on from a device's own entries; returns how many went. */
+  #removeOwn(box: Box, ids: readonly MessageId[], k: number): number {
+    const slots = box.slots;
     let n = 0;
     if (Array.isArray(slots)) {
       // Batched acks of the oldest entries, in order: one cut.
       let head = 0;
-      while (head < ids.length && head < slots.length && slots[head]!.id === ids[head]) head++;
+      while (k + head < ids.length && head < slots.length && slots[head]!.id === ids[k + head]) {
+        head++;
+      }
       if (head === 1) slots.shift();
       else if (head > 1) slots.splice(0, head);
       n = head;
-      for (let k = head; k < ids.length; k++) {
-        const id = ids[k]!;
+      for (let j = k + head; j < ids.length; j++) {
+        const id = ids[j]!;
         // Acks come mostly in order: the head.
         if (slots[0]?.id === id) {
           slots.shift();
@@ -369,14 +751,9 @@ export class MemoryQueueStore implements SyncQueueStore {
         }
       }
     } else {
-      for (let k = 0; k < ids.length; k++) if (slots.delete(ids[k]!)) n++;
+      for (let j = k; j < ids.length; j++) if (slots.delete(ids[j]!)) n++;
       // Drained: back to a (reused) array.
-      if (slots.size === 0) this.#byDevice.set(device, []);
-    }
-    if (n > 0 && sizeOf(slots) === 0) {
-      // Kept for reuse (an online device empties and refills constantly); swept in bulk.
-      this.#empty++;
-      if (this.#empty > 1024 && this.#empty * 2 > this.#byDevice.size) this.#dropEmpty();
+      if (slots.size === 0) box.slots = [];
     }
     return n;
   }
@@ -441,7 +818,7 @@ export class MemoryQueueStore implements SyncQueueStore {
   /** How many entries are stored, over all devices. */
   get size(): number {
     let n = 0;
-    for (const slots of this.#byDevice.values()) n += sizeOf(slots);
+    for (const box of this.#byDevice.values()) n += countOf(box);
     return n;
   }
 

@@ -596,7 +596,10 @@ export class Router extends TypedEmitter<RouterEvents> {
       if (registry.revision !== revision) return list;
       const recipients = Object.freeze(list);
       if (this.#recipientCache.size >= RECIPIENT_CACHE_MAX) this.#recipientCache.clear();
-      this.#recipientCache.set(group, { users: users.slice(), own, revision, recipients });
+      // (A frozen member list, as the memory group store hands out, is kept as given: the
+      // next message's list is then recognised at once.)
+      const kept = Object.isFrozen(users) ? users : users.slice();
+      this.#recipientCache.set(group, { users: kept, own, revision, recipients });
       return recipients;
     });
   }
@@ -1001,21 +1004,22 @@ export class Router extends TypedEmitter<RouterEvents> {
     // Consecutive transmissions of one envelope (a fan-out) share a run: one packet per node.
     let run = this.#lastRun;
     if (run === undefined || run.envelope !== envelope) {
-      run = { envelope, devices: [], sessions: [] };
+      run = { envelope, byNode: new Map(), node: undefined, to: NO_SESSION_IDS, devices: [] };
       this.#runs.push(run);
       this.#lastRun = run;
     }
-    run.devices.push(device);
     if (this.#live) {
       // Just asked by the outbox (a message being accepted): the directory's live view of
       // the device's sessions. Otherwise read at the flush.
-      run.sessions.push(device === this.#askedDevice ? this.#askedSessions : undefined);
+      if (device === this.#askedDevice) addSessions(run, this.#askedSessions);
+      else run.devices.push(device);
     } else {
       // The first transmission of a message being accepted knows its sessions already.
       const route = this.#routes.get(envelope.id);
-      const known = route === undefined ? undefined : (route.get(device) ?? NO_SESSIONS);
-      if (known === undefined) this.#unresolved++;
-      run.sessions.push(known);
+      if (route === undefined) {
+        this.#unresolved++;
+        run.devices.push(device);
+      } else addSessions(run, route.get(device) ?? NO_SESSIONS);
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -1048,10 +1052,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     const run = () => {
       const users = new Set<UserId>();
       for (const r of runs) {
-        const sessions = r.sessions;
-        for (let i = 0; i < r.devices.length; i++) {
-          if (sessions[i] === undefined) users.add(splitDeviceKey(r.devices[i]!).userId);
-        }
+        for (const d of r.devices) users.add(splitDeviceKey(d).userId);
       }
       if (users.size === 0) return this.#sendRuns(runs, undefined);
       return andThen(this.directory.lookupMany([...users]), (found) => this.#sendRuns(runs, found));
@@ -1073,33 +1074,17 @@ export class Router extends TypedEmitter<RouterEvents> {
     const live = this.#live;
     for (const run of runs) {
       try {
-        const byNode = new Map<NodeId, SessionId[]>();
-        let node: NodeId | undefined;
-        let to: SessionId[] = [];
-        const { devices, sessions } = run;
+        const devices = run.devices;
         for (let i = 0; i < devices.length; i++) {
           let found: readonly Session[];
-          const known = sessions[i];
-          if (known !== undefined) found = known;
-          else if (live) found = live.lookupDeviceSync!(devices[i]!);
+          if (live) found = live.lookupDeviceSync!(devices[i]!);
           else if (looked) {
             const { userId: u, deviceId: d } = splitDeviceKey(devices[i]!);
             found = (looked.get(u) ?? NO_SESSIONS).filter((s) => s.deviceId === d);
           } else found = NO_SESSIONS;
-          for (let j = 0; j < found.length; j++) {
-            const s = found[j]!;
-            if (s.nodeId !== node) {
-              node = s.nodeId;
-              let list = byNode.get(node);
-              if (!list) {
-                list = [];
-                byNode.set(node, list);
-              }
-              to = list;
-            }
-            to.push(s.sessionId);
-          }
+          addSessions(run, found);
         }
+        const byNode = run.byNode;
         if (byNode.size === 0) continue;
         const frame = messageFrame(run.envelope);
         for (const [n, list] of byNode) {
@@ -1165,21 +1150,44 @@ export class Router extends TypedEmitter<RouterEvents> {
 }
 
 const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+/** A run's last list before it has one (never pushed to: the first session sets a list). */
+const NO_SESSION_IDS: SessionId[] = [];
 const TRACK_DISTINCT = Object.freeze({ distinct: true });
 const NO_TRACK_OPTIONS = Object.freeze({});
 /** Groups whose recipient list a router keeps at once (see `#groupRecipients`). */
 const RECIPIENT_CACHE_MAX = 1024;
 
+/** Adds a device's sessions to a run's per-node lists. */
+function addSessions(run: Run, found: readonly Session[]): void {
+  for (let j = 0; j < found.length; j++) {
+    const s = found[j]!;
+    if (s.nodeId !== run.node) {
+      run.node = s.nodeId;
+      let list = run.byNode.get(s.nodeId);
+      if (!list) {
+        list = [];
+        run.byNode.set(s.nodeId, list);
+      }
+      run.to = list;
+    }
+    run.to.push(s.sessionId);
+  }
+}
+
 /** Consecutive transmissions of one envelope, waiting for the flush. */
 interface Run {
   readonly envelope: Envelope;
-  readonly devices: DeviceKey[];
   /**
-   * Aligned with `devices`: the sessions known when it was transmitted (the route of a
-   * message being accepted, or the directory's live view the outbox just asked for), or
-   * undefined: read at the flush (a directory that answers per device) or looked up.
+   * The sessions to send it to, by node: those known when it was transmitted (the route of a
+   * message being accepted, or the directory's live view the outbox just asked for) at once,
+   * the others at the flush.
    */
-  readonly sessions: (readonly Session[] | undefined)[];
+  readonly byNode: Map<NodeId, SessionId[]>;
+  /** The node added to last, and its list (a fan-out's devices come in runs of one node). */
+  node: NodeId | undefined;
+  to: SessionId[];
+  /** Devices whose sessions are read at the flush (a directory that answers per device) or looked up. */
+  readonly devices: DeviceKey[];
 }
 
 /** The devices of `users` (their device lists, aligned), but the sending device. */

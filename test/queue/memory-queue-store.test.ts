@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type MessageId, messageId, userId } from "../../src/core/index.js";
+import { type DeviceKey, type MessageId, messageId, userId } from "../../src/core/index.js";
 import {
+  type AppendResult,
   isSyncQueueStore,
   MemoryQueueStore,
   type QueuedMessage,
@@ -139,5 +140,249 @@ describe("MemoryQueueStore against a model", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+/** A plain model of the store: each device's message numbers in append order. */
+class Model {
+  readonly #lists = new Map<DeviceKey, number[]>();
+
+  of(d: DeviceKey): number[] {
+    let list = this.#lists.get(d);
+    if (!list) {
+      list = [];
+      this.#lists.set(d, list);
+    }
+    return list;
+  }
+
+  /** No device holds `n`: an append of it may say `fresh`. */
+  minted(n: number): boolean {
+    for (const list of this.#lists.values()) if (list.includes(n)) return false;
+    return true;
+  }
+
+  /** What the store answers an append with, applied. */
+  append(n: number, to: readonly DeviceKey[], max: number): AppendResult {
+    const full = to.filter((d) => !this.of(d).includes(n) && this.of(d).length + 1 > max);
+    if (full.length > 0) return { ok: false, full };
+    const takers = [...new Set(to)].filter((d) => !this.of(d).includes(n));
+    for (const d of takers) this.of(d).push(n);
+    return { ok: true, added: takers.length };
+  }
+
+  remove(d: DeviceKey, ns: readonly number[]): number {
+    const list = this.of(d);
+    let removed = 0;
+    for (const n of ns) {
+      const i = list.indexOf(n);
+      if (i >= 0) {
+        list.splice(i, 1);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** `list`, `count`, `devices` and `size` of `s` all agree with the model. */
+  async check(s: MemoryQueueStore, devices: readonly DeviceKey[]): Promise<void> {
+    let size = 0;
+    for (const d of devices) {
+      const want = this.of(d);
+      expect(ids(await s.list(d))).toEqual(want.map(mid));
+      expect(await s.count(d)).toBe(want.length);
+      size += want.length;
+    }
+    const held = devices.filter((d) => this.of(d).length > 0);
+    expect([...(await s.devices())].sort()).toEqual([...held].sort());
+    expect(s.size).toBe(size);
+  }
+}
+
+describe("MemoryQueueStore against a model: recurring recipient lists (rosters)", () => {
+  const devices = Array.from({ length: 12 }, (_, i) => dev(`d${i}`));
+  const ten = [...Array(10).keys()];
+  /** Lists of more than 8 devices that recur, each built afresh per append. */
+  const groups: readonly (readonly number[])[] = [
+    ten,
+    [...ten].reverse(), // the same devices, another order
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 0], // a device listed twice
+    [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], // overlapping the first
+  ];
+  /** The same lists frozen, one array each, passed again and again (a router's cached list). */
+  const frozen = groups.map((g) => Object.freeze(g.map((i) => devices[i]!)));
+  const n = fc.integer({ min: 1, max: 40 });
+  const max = fc.oneof(fc.integer({ min: 1, max: 12 }), fc.constant(1000));
+  const op = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant("group" as const),
+        group: fc.integer({ min: 0, max: groups.length - 1 }),
+        // Mostly new ids (the router's fan-out), sometimes one already held.
+        n: fc.oneof(
+          { weight: 1, arbitrary: n },
+          { weight: 2, arbitrary: fc.integer({ min: 41, max: 400 }) },
+        ),
+        max,
+        fresh: fc.oneof(
+          { weight: 3, arbitrary: fc.constant(true) },
+          { weight: 1, arbitrary: fc.constant(false) },
+        ),
+        frozen: fc.boolean(),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("append" as const),
+        to: fc.array(fc.integer({ min: 0, max: 11 }), { minLength: 1, maxLength: 4 }),
+        n,
+        max,
+        fresh: fc.boolean(),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant("remove" as const),
+        d: fc.integer({ min: 0, max: 11 }),
+        // The device's oldest `head` entries, then `extra` (held or not), maybe reversed.
+        head: fc.integer({ min: 0, max: 4 }),
+        extra: fc.array(n, { maxLength: 3 }),
+        reversed: fc.boolean(),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("ackAll" as const),
+        head: fc.integer({ min: 1, max: 4 }),
+      }),
+    },
+  );
+
+  it("appends (fresh or not, refused by the cap, already held), acks in order or not and unknown ids match a plain list per device", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 150, size: "max" }), async (ops) => {
+        const s = new MemoryQueueStore();
+        const model = new Model();
+        for (const o of ops) {
+          if (o.kind === "group" || o.kind === "append") {
+            const to =
+              o.kind === "group" && o.frozen
+                ? frozen[o.group]!
+                : (o.kind === "group" ? groups[o.group]! : o.to).map((i) => devices[i]!);
+            // `fresh` is a promise that no device holds the id: given only when true.
+            const fresh = o.fresh && model.minted(o.n);
+            const want = model.append(o.n, to, o.max);
+            expect(s.appendSync(msg(o.n), to, o.max, undefined, fresh)).toEqual(want);
+          } else if (o.kind === "remove") {
+            const d = devices[o.d]!;
+            const ns = [...model.of(d).slice(0, o.head), ...o.extra];
+            if (o.reversed) ns.reverse();
+            const want = model.remove(d, ns);
+            expect(s.removeSync(d, ns.map(mid))).toBe(want);
+          } else {
+            // Every device acks its oldest entries in one batch (a group's read receipts).
+            for (const d of devices) {
+              const ns = model.of(d).slice(0, o.head);
+              expect(s.removeSync(d, ns.map(mid))).toBe(model.remove(d, ns));
+            }
+          }
+          await model.check(s, devices);
+        }
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it("keeps a long log in order as its head is acked, cut and compacted", async () => {
+    const s = new MemoryQueueStore();
+    const model = new Model();
+    const group = devices.slice(0, 10);
+    const append = (n: number) =>
+      expect(s.appendSync(msg(n), [...group], 1000, undefined, true)).toEqual(
+        model.append(n, group, 1000),
+      );
+    const remove = (d: DeviceKey, ns: number[]) =>
+      expect(s.removeSync(d, ns.map(mid))).toBe(model.remove(d, ns));
+    for (let n = 1; n <= 200; n++) append(n);
+    // Acked in batches of 20, device by device: the log's head goes once all have acked it.
+    for (let from = 1; from <= 100; from += 20) {
+      const batch = Array.from({ length: 20 }, (_, i) => from + i);
+      for (const d of group) remove(d, batch);
+      await model.check(s, group);
+    }
+    for (let n = 201; n <= 250; n++) append(n);
+    remove(group[3]!, [150, 101, 999]); // out of order, and an unknown id
+    remove(group[4]!, [999]); // unknown only
+    for (const d of group) remove(d, model.of(d).slice(0, 60));
+    await model.check(s, group);
+    for (const d of group) remove(d, model.of(d).slice());
+    append(251);
+    await model.check(s, group);
+  });
+
+  it("keeps a group's devices right when their empty entries are dropped in bulk", async () => {
+    const s = new MemoryQueueStore();
+    const model = new Model();
+    const group = devices.slice(0, 10);
+    const others = Array.from({ length: 1500 }, (_, i) => dev(`o${i}`));
+    const append = (n: number, to: readonly DeviceKey[], fresh = true) =>
+      expect(s.appendSync(msg(n), [...to], 100, undefined, fresh)).toEqual(
+        model.append(n, to, 100),
+      );
+    const remove = (d: DeviceKey, ns: number[]) =>
+      expect(s.removeSync(d, ns.map(mid))).toBe(model.remove(d, ns));
+    append(1, group);
+    append(2, group);
+    for (const d of group.slice(1)) remove(d, [1, 2]);
+    // d1 leaves the roster with nothing (an append of its own, acked), d0 with entries.
+    append(3, [group[1]!]);
+    remove(group[1]!, [3]);
+    append(4, [group[0]!]);
+    // Many devices fill and empty: the empty ones are dropped in bulk (d1 among them).
+    for (const [i, d] of others.entries()) {
+      append(100 + i, [d]);
+      remove(d, [100 + i]);
+    }
+    await model.check(s, [...group, ...others.slice(0, 20)]);
+    append(5, group);
+    append(6, group, false);
+    await model.check(s, group);
+    for (const d of group) remove(d, model.of(d).slice());
+    append(7, group);
+    await model.check(s, [...group, ...others.slice(0, 20)]);
+    expect(s.size).toBe(10);
+  });
+
+  it("keeps a group's devices right when its roster leaves the cache for many other lists", async () => {
+    const s = new MemoryQueueStore();
+    const model = new Model();
+    const group = devices.slice(0, 10);
+    const pool = Array.from({ length: 40 }, (_, i) => dev(`p${i}`));
+    const append = (n: number, to: readonly DeviceKey[]) =>
+      expect(s.appendSync(msg(n), [...to], 1e6, undefined, true)).toEqual(model.append(n, to, 1e6));
+    const remove = (d: DeviceKey, ns: number[]) =>
+      expect(s.removeSync(d, ns.map(mid))).toBe(model.remove(d, ns));
+    append(1, group);
+    append(2, group);
+    for (const d of group.slice(5)) remove(d, [1, 2]);
+    // 7,000 other lists of ten (70,000 keys, more than the cache keeps), each acked at once.
+    for (let i = 0; i < 7000; i++) {
+      const digits = [i % 40, Math.floor(i / 40) % 40, Math.floor(i / 1600)];
+      const to = [...digits.map((k) => pool[k]!), ...pool.slice(30, 37)];
+      append(1000 + i, to);
+      for (const d of new Set(to)) remove(d, [1000 + i]);
+    }
+    await model.check(s, [...group, ...pool]);
+    remove(group[0]!, [1, 2]); // drains through a roster no longer cached
+    remove(group[1]!, [2]); // out of order
+    append(3, group);
+    await model.check(s, [...group, ...pool]);
+    for (const d of group) remove(d, model.of(d).slice());
+    append(4, group);
+    await model.check(s, [...group, ...pool]);
   });
 });

@@ -115,11 +115,45 @@ export function groupStoreConformance(factory: PortFactory<GroupStore>): Conform
         receipts: "per-member",
       });
     }),
-    c("returned arrays are copies", async (s) => {
+    c(
+      "a caller cannot change the group through a returned array (a copy, or frozen)",
+      async (s) => {
+        await s.create(group("g1", ["alice"]));
+        const tryPush = (list: readonly UserId[]) => {
+          try {
+            (list as UserId[]).push(u("mallory"));
+          } catch (e) {
+            // A frozen array refuses the change.
+            assert.ok(e instanceof TypeError);
+          }
+        };
+        tryPush((await s.members(g1))!);
+        const record = (await s.get(g1))!;
+        tryPush(record.members);
+        tryPush(record.admins);
+        assert.deepEqual(await s.members(g1), [u("alice")]);
+        assert.deepEqual((await s.get(g1))!.members, [u("alice")]);
+        assert.deepEqual((await s.get(g1))!.admins, [u("alice")]);
+      },
+    ),
+    c("a record read before a change does not show it (and one read after does)", async (s) => {
       await s.create(group("g1", ["alice"]));
-      const m = (await s.members(g1)) as UserId[];
-      m.push(u("mallory"));
-      assert.deepEqual(await s.members(g1), [u("alice")]);
+      const before = (await s.get(g1))!;
+      const membersBefore = (await s.members(g1))!;
+      await s.addMembers(g1, [u("bob")], 10);
+      await s.update(g1, { name: "renamed" });
+      assert.deepEqual(before.members, [u("alice")]);
+      assert.deepEqual(membersBefore, [u("alice")]);
+      assert.equal(before.name, group("g1", ["alice"]).name);
+      const after = (await s.get(g1))!;
+      assert.deepEqual(after.members, [u("alice"), u("bob")]);
+      assert.equal(after.name, "renamed");
+      await s.setAdmin(g1, u("bob"), true);
+      assert.deepEqual(after.admins, [u("alice")]);
+      assert.deepEqual([...(await s.get(g1))!.admins].sort(), [u("alice"), u("bob")]);
+      await s.removeMembers(g1, [u("alice")]);
+      assert.deepEqual(await s.members(g1), [u("bob")]);
+      assert.deepEqual(after.members, [u("alice"), u("bob")]);
     }),
     c("delete and ids", async (s) => {
       await s.create(group("g1", ["alice"]));
