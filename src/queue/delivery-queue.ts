@@ -305,6 +305,8 @@ interface Roster {
   head: number;
   /** The absolute index of `log[0]`. */
   offset: number;
+  /** When it was last used (a counter), for eviction. */
+  used: number;
 }
 
 interface DeviceState {
@@ -408,13 +410,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** Rosters by their first device key (see {@link Roster}). */
   #rosters = new Map<DeviceKey, Roster[]>();
   #rosterCount = 0;
+  #rosterClock = 0;
   #lastGiven: readonly DeviceKey[] | undefined;
   #lastRoster: Roster | undefined;
-  /**
-   * The log message being queued to its roster's devices: until every device is counted it
-   * is neither dead (an ack inside transmit may bring its holders to 0 meanwhile) nor trimmed.
-   */
-  #appending: Shared | undefined;
   #expHead = 0;
   #expDead = 0;
   #expTimer: Timer | undefined;
@@ -630,8 +628,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       result.added === devices.length &&
       !this.#observed &&
       !this.#isDegraded() &&
-      (roster.lane ?? LANE_INDEX[message.envelope.priority] ?? 1) ===
-        (LANE_INDEX[message.envelope.priority] ?? 1)
+      // One lane per log: another lane only once the log holds nothing.
+      (roster.lane === (LANE_INDEX[message.envelope.priority] ?? 1) ||
+        roster.head === roster.log.length)
     ) {
       return this.#appendedShared(message, roster, options.online);
     }
@@ -644,8 +643,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    */
   #roster(recipients: readonly DeviceKey[]): Roster | undefined {
     // A frozen list seen last time (a router's cached group recipients) cannot have changed.
-    if (recipients === this.#lastGiven) return this.#lastRoster;
+    if (recipients === this.#lastGiven && this.#lastRoster) {
+      this.#lastRoster.used = ++this.#rosterClock;
+      return this.#lastRoster;
+    }
     const r = this.#internRoster(recipients);
+    if (r) r.used = ++this.#rosterClock;
     if (r && Object.isFrozen(recipients)) {
       this.#lastGiven = recipients;
       this.#lastRoster = r;
@@ -667,11 +670,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       }
     }
     if (new Set(recipients).size !== n) return undefined;
-    if (this.#rosterCount >= ROSTERS_MAX) {
-      // Forgetting a roster only means the next message to that list starts a new one.
-      this.#rosters.clear();
-      this.#rosterCount = 0;
-    }
+    if (this.#rosterCount >= ROSTERS_MAX) this.#evictRosters();
     const keys = Object.isFrozen(recipients) ? recipients : recipients.slice();
     const r: Roster = {
       keys,
@@ -680,12 +679,34 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       log: [],
       head: 0,
       offset: 0,
+      used: 0,
     };
     const list = this.#rosters.get(first);
     if (list) list.push(r);
     else this.#rosters.set(first, [r]);
     this.#rosterCount++;
     return r;
+  }
+
+  /**
+   * Forgets the half of the rosters used least lately. A forgotten roster's devices keep
+   * reading its log; the next message to its list starts a new one.
+   */
+  #evictRosters(): void {
+    const all: Roster[] = [];
+    for (const list of this.#rosters.values()) all.push(...list);
+    all.sort((a, b) => a.used - b.used);
+    const gone = new Set(all.slice(0, all.length >> 1));
+    for (const [first, list] of this.#rosters) {
+      const kept = list.filter((r) => !gone.has(r));
+      if (kept.length === 0) this.#rosters.delete(first);
+      else this.#rosters.set(first, kept);
+    }
+    this.#rosterCount -= gone.size;
+    if (this.#lastRoster && gone.has(this.#lastRoster)) {
+      this.#lastGiven = undefined;
+      this.#lastRoster = undefined;
+    }
   }
 
   /**
@@ -716,56 +737,58 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     roster.log.push(shared);
     this.#pushExpiry(shared);
     const { keys, states } = roster;
-    const now = this.#clock.now();
+    // Every device holds it before any callback runs (see #appended).
     let held = 0;
-    const outer = this.#appending;
-    this.#appending = shared;
-    try {
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!;
-        let state = states[i]!;
-        // (A callback may have had a state forgotten since it was found.)
-        if (state.detached) {
-          state = this.#state(key);
-          states[i] = state;
-        }
-        if (state.roster !== roster && state.count === 0) {
-          state.roster = roster;
-          state.vFrom = at;
-          state.vSent = at;
-        }
-        if (state.roster === roster) {
-          shared.holders++;
-          state.count++;
-          this.#depth++;
-          if (state.online) this.#onlineEntries++;
-          held++;
-        } else {
-          this.#insert(state, message, true, false);
-        }
-        const wasOnline = state.online;
-        const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
-        if (isOnline && !wasOnline) this.#connect(state);
-        else if (!isOnline && wasOnline) this.#disconnect(state);
-        else if (
-          // What #pump would do when this message is all the device has waiting: send it.
-          isOnline &&
-          state.roster === roster &&
-          state.vSent === at &&
-          state.inflight < this.#window &&
-          !state.pumping &&
-          this.#blocked.size === 0 &&
-          !this.load.degraded &&
-          !this.#closed
-        ) {
-          this.#sendShared(state, roster, now);
-        } else this.#pump(state, this.#window);
+    for (let i = 0; i < keys.length; i++) {
+      let state = states[i]!;
+      if (state.detached) {
+        state = this.#state(keys[i]!);
+        states[i] = state;
       }
-    } finally {
-      this.#appending = outer;
+      if (state.roster !== roster && state.count === 0) {
+        state.roster = roster;
+        state.vFrom = at;
+        state.vSent = at;
+      }
+      if (state.roster === roster) {
+        held++;
+        state.count++;
+        if (state.online) this.#onlineEntries++;
+      } else {
+        this.#insert(state, message, true, false);
+      }
     }
+    shared.holders = held;
+    this.#depth += held;
     this.#stats.enqueued += held;
-    if (shared.holders === 0 && shared.entries === 0) this.#sharedDead(shared);
+    if (held === 0) this.#sharedDead(shared);
+    const now = this.#clock.now();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      let state = states[i]!;
+      // (A callback may have had a state forgotten since: it holds nothing more then.)
+      if (state.detached) {
+        state = this.#state(key);
+        states[i] = state;
+      }
+      const wasOnline = state.online;
+      const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
+      if (isOnline && !wasOnline) this.#connect(state);
+      else if (!isOnline && wasOnline) this.#disconnect(state);
+      else if (
+        // What #pump would do when this message is all the device has waiting: send it.
+        isOnline &&
+        state.roster === roster &&
+        state.vSent === at &&
+        state.inflight < this.#window &&
+        !state.pumping &&
+        this.#blocked.size === 0 &&
+        !this.load.degraded &&
+        !this.#closed
+      ) {
+        this.#sendShared(state, roster, now);
+      } else this.#pump(state, this.#window);
+    }
     this.#trim(roster);
     if (this.#blocked.size > 0) this.#release();
     return ACCEPTED;
@@ -817,8 +840,6 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   /** Drops the log messages at the head of a roster's log that no device holds any more. */
   #trim(r: Roster): void {
-    // (Not under a fan-out being queued: its devices attach at the log's end as it was.)
-    if (r === this.#appending?.roster) return;
     const log = r.log;
     let head = r.head;
     while (head < log.length && log[head]!.holders === 0) head++;
@@ -835,7 +856,6 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   /** A log message no device holds, in either form: out of the expiry list. */
   #sharedDead(shared: Shared): void {
-    if (shared === this.#appending) return;
     shared.materialized = undefined;
     if (shared.inExpiry) {
       shared.inExpiry = false;
@@ -1136,20 +1156,33 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     // Every device new to the store holds no entry of it here either: no search needed. Only
     // when nothing ran since the append: across an await a recover() may have loaded it.
     const fresh = appendedNow && result.added === devices.length;
+    // Every device holds it before any callback runs (an online answer, a transmit that acks
+    // or connects synchronously): then the transitions and first transmissions.
+    const held = new Array<DeviceState>(devices.length);
+    for (let i = 0; i < devices.length; i++) {
+      let state = states?.[i];
+      if (state === undefined || state.detached) state = this.#state(devices[i]!);
+      this.#insert(state, message, true, !fresh);
+      held[i] = state;
+    }
     for (let i = 0; i < devices.length; i++) {
       const key = devices[i]!;
-      // (A callback may have had a state forgotten since it was found.)
-      let state = states?.[i];
-      if (state === undefined || state.detached) state = this.#state(key);
-      const wasOnline = state.online;
-      const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
-      this.#insert(state, message, true, !fresh);
-      if (isOnline && !wasOnline) this.#connect(state);
-      else if (!isOnline && wasOnline) this.#disconnect(state);
-      else this.#pump(state, this.#window);
+      let state = held[i]!;
+      // (A callback may have had a state forgotten since: it holds nothing more then.)
+      if (state.detached) state = this.#state(key);
+      this.#settle(state, key, online);
     }
     if (this.#blocked.size > 0) this.#release();
     return ACCEPTED;
+  }
+
+  /** After an enqueue: the device's online answer, its connect or disconnect, or a pump. */
+  #settle(state: DeviceState, key: DeviceKey, online: EnqueueOptions["online"]): void {
+    const wasOnline = state.online;
+    const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
+    if (isOnline && !wasOnline) this.#connect(state);
+    else if (!isOnline && wasOnline) this.#disconnect(state);
+    else this.#pump(state, this.#window);
   }
 
   /**
@@ -1641,8 +1674,20 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.timer = undefined;
     state.timerAt = Number.POSITIVE_INFINITY;
     if (!state.online || this.#closed) return;
-    // Retries work on entries: in flight through a log, nothing is due before this timer.
-    this.#materialize(state);
+    if (state.roster) {
+      // In flight through a log: retries work on entries, but only when one is due (the
+      // timer of a transmission acked since is stale).
+      let next = Number.POSITIVE_INFINITY;
+      const w = this.#window;
+      for (let at = state.vFrom; at < state.vSent; at++) {
+        next = Math.min(next, state.vDue![at % w]!);
+      }
+      if (next > this.#clock.now()) {
+        if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
+        return;
+      }
+      this.#materialize(state);
+    }
     if (this.#shared) {
       this.#reconcile(state).then(
         () => this.#retryDue(state),

@@ -6,7 +6,6 @@ import {
   ManualClock,
   type MessageId,
   type Priority,
-  seededRandom,
 } from "../../src/core/index.js";
 import {
   DeliveryQueue,
@@ -114,11 +113,17 @@ const configArb = fc.record({
   ),
   /** Every device connected at the start (the usual group: most members online). */
   startConnected: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
-  seed: fc.integer(),
   randomize: fc.boolean(),
   releaseBacklog: fc.constantFrom(1, 2, 1_000_000),
   /** Every third transmission to a device is acked from inside transmit (an in-process router). */
   ackInTransmit: fc.boolean(),
+  /**
+   * Inside transmit, now and then, another device of the fan-out disconnects (1), connects
+   * (2) or acks the message (3): a callback that runs while a fan-out is being queued.
+   */
+  cross: fc.constantFrom(0, 1, 2, 3),
+  /** The jitter: a fixed draw (the two faces may draw in another order across devices). */
+  jitter: fc.double({ min: 0, max: 0.999, noNaN: true }),
 });
 
 type Config = typeof configArb extends fc.Arbitrary<infer C> ? C : never;
@@ -139,6 +144,8 @@ function world(cfg: Config, sync: boolean) {
   };
   /** Transmissions per device (the worlds interleave devices differently within an instant). */
   const transmissions = new Map<DeviceKey, number>();
+  let enqueuing = false;
+  let crossBudget = 0;
   let q!: DeliveryQueue;
   const ack = (d: DeviceKey, ids: readonly MessageId[]): number | Promise<number> =>
     sync ? q.sync!.ackSync(d, ids) : q.ack(d, ids);
@@ -146,7 +153,7 @@ function world(cfg: Config, sync: boolean) {
     clock,
     store: new MemoryQueueStore(),
     load: new LoadSignal({ clock, histogram: false }),
-    random: seededRandom(cfg.seed),
+    random: { next: () => cfg.jitter },
     storeRetry: false,
     window: cfg.window,
     ttlMs: cfg.ttlMs,
@@ -158,6 +165,16 @@ function world(cfg: Config, sync: boolean) {
       const t = (transmissions.get(d) ?? 0) + 1;
       transmissions.set(d, t);
       if (cfg.ackInTransmit && t % 3 === 0) void ack(d, [env.id]);
+      const other = DEVICES[(DEVICES.indexOf(d) + 1 + (t % 5)) % N]!;
+      // (Only while a fan-out is queued: elsewhere, as at an expiry, the two faces may take
+      // the devices in another order, and a cross-device callback would then see another world.)
+      // (At most two per fan-out: connects that reconnect each other inside transmit would
+      // resend forever, on either face.)
+      if (enqueuing && t % 4 === 1 && crossBudget-- > 0) {
+        if (cfg.cross === 1) q.deviceDisconnected(other);
+        if (cfg.cross === 2) q.deviceConnected(other);
+        if (cfg.cross === 3) void ack(other, [env.id]);
+      }
     },
     onFailed: (env, d, reason) => {
       note(d, `t=${clock.now()} failed ${env.id} ${reason}`);
@@ -166,7 +183,17 @@ function world(cfg: Config, sync: boolean) {
   };
   q = new DeliveryQueue(options);
   // No listener of `delivered`/`transmitted`/`enqueued`: those turn the roster path off.
-  return { clock, q, byDevice, failures, load: options.load!, store: options.store! };
+  /** Runs an enqueue with the cross-device callbacks on. */
+  const enqueue = async <T>(f: () => T | Promise<T>): Promise<T> => {
+    enqueuing = true;
+    crossBudget = 2;
+    try {
+      return await f();
+    } finally {
+      enqueuing = false;
+    }
+  };
+  return { clock, q, byDevice, failures, load: options.load!, store: options.store!, enqueue };
 }
 
 describe("DeliveryQueue: fan-outs through a roster", () => {
@@ -200,8 +227,8 @@ describe("DeliveryQueue: fan-outs through a roster", () => {
               const to = op.frozen ? Object.freeze(list) : list;
               const online = (d: DeviceKey) => connected.has(d);
               const opts = { fresh: true, ...(op.online ? { online } : {}) };
-              answerA = await a.q.enqueue(env, list.slice(), opts);
-              answerS = fast.enqueueSync(env, to, opts);
+              answerA = await a.enqueue(() => a.q.enqueue(env, list.slice(), opts));
+              answerS = await s.enqueue(() => fast.enqueueSync(env, to, opts));
               hold(list, env);
               queued.push({ env, to: list });
               break;
@@ -209,8 +236,8 @@ describe("DeliveryQueue: fan-outs through a roster", () => {
             case "direct": {
               const env = envelope(++n, LANES[op.lane]);
               const to = [DEVICES[op.device]!];
-              answerA = await a.q.enqueue(env, to);
-              answerS = fast.enqueueSync(env, to);
+              answerA = await a.enqueue(() => a.q.enqueue(env, to));
+              answerS = await s.enqueue(() => fast.enqueueSync(env, to));
               hold(to, env);
               queued.push({ env, to });
               break;
@@ -251,8 +278,11 @@ describe("DeliveryQueue: fan-outs through a roster", () => {
             case "again": {
               const earlier = queued[queued.length - op.back];
               if (!earlier) break;
-              answerA = await a.q.enqueue(earlier.env, earlier.to.slice(), { remember: false });
-              answerS = fast.enqueueSync(earlier.env, earlier.to.slice(), { remember: false });
+              const again = { remember: false };
+              answerA = await a.enqueue(() => a.q.enqueue(earlier.env, earlier.to.slice(), again));
+              answerS = await s.enqueue(() =>
+                fast.enqueueSync(earlier.env, earlier.to.slice(), again),
+              );
               break;
             }
             case "recover":

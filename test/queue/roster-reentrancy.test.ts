@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { type DeviceKey, ManualClock, type MessageId } from "../../src/core/index.js";
+import { DeliveryQueue, LoadSignal, MemoryQueueStore } from "../../src/queue/index.js";
+import { dev, envelope } from "./helpers.js";
+
+const D = Array.from({ length: 10 }, (_, i) => dev(`d${i}`));
+
+function setup(onTx: (q: DeliveryQueue, d: DeviceKey, id: MessageId) => void) {
+  const clock = new ManualClock();
+  const tx: string[] = [];
+  const failed: string[] = [];
+  let q!: DeliveryQueue;
+  q = new DeliveryQueue({
+    clock,
+    store: new MemoryQueueStore(),
+    load: new LoadSignal({ clock, histogram: false }),
+    storeRetry: false,
+    ttlMs: 10_000,
+    transmit: (d, env) => {
+      tx.push(`${d} ${env.id}`);
+      onTx(q, d, env.id);
+    },
+    onFailed: (env, d, r) => failed.push(`${d} ${env.id} ${r}`),
+  });
+  return { clock, q, tx, failed };
+}
+
+/**
+ * A fan-out through a roster runs callbacks (online answers, transmissions) device by device.
+ * Every device must hold the message before the first one runs: a callback may touch any
+ * device of the same fan-out. (Found by review: both failed when the fan-out counted each
+ * device just before its own callbacks.)
+ */
+describe("DeliveryQueue: callbacks inside a roster fan-out", () => {
+  it("a transmit that disconnects a later device of the fan-out: that device gets each message once, and no failure after its ack", () => {
+    let armed = false;
+    const { q, clock, tx, failed } = setup((q, d, id) => {
+      if (armed && d === D[0] && id === "m2") q.deviceDisconnected(D[5]!);
+    });
+    for (const d of D) q.deviceConnected(d);
+    q.sync!.enqueueSync(envelope(1), D, { fresh: true });
+    armed = true;
+    q.sync!.enqueueSync(envelope(2), D, { fresh: true });
+    expect(q.pending(D[5]!)).toBe(2);
+    tx.length = 0;
+    q.deviceConnected(D[5]!);
+    expect(tx).toEqual([`${D[5]} m1`, `${D[5]} m2`]);
+    expect(q.sync!.ackSync(D[5]!, ["m1", "m2"] as MessageId[])).toBe(2);
+    expect(q.pending(D[5]!)).toBe(0);
+    clock.advance(20_000);
+    expect(failed.filter((f) => f.startsWith(`${D[5]} `))).toEqual([]);
+  });
+
+  it("a group message queued from inside a transmit of the same group's fan-out: every offline device gets both, or fails both", () => {
+    const { q, clock, tx, failed } = setup((q, d, id) => {
+      // d0's client answers the group at once (a bot), and acks m1 while m2 goes out.
+      if (d === D[0] && id === "m1") q.sync!.enqueueSync(envelope(2), D, { fresh: true });
+      if (d === D[0] && id === "m2") q.sync!.ackSync(d, ["m1"] as MessageId[]);
+    });
+    q.deviceConnected(D[0]!); // d1..d9 offline
+    q.sync!.enqueueSync(envelope(1), D, { fresh: true });
+    for (const d of D.slice(1)) expect(q.pending(d)).toBe(2);
+    q.deviceConnected(D[1]!);
+    expect(tx.filter((t) => t.startsWith(`${D[1]} `))).toEqual([`${D[1]} m1`, `${D[1]} m2`]);
+    clock.advance(20_000);
+    for (const d of D.slice(2)) {
+      expect(failed.filter((f) => f.startsWith(`${d} `))).toEqual([
+        `${d} m1 ttl_expired`,
+        `${d} m2 ttl_expired`,
+      ]);
+      expect(q.pending(d)).toBe(0);
+    }
+    expect(q.depth).toBe(0);
+  });
+});
