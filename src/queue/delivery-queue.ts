@@ -6,6 +6,7 @@ import {
   type Clock,
   type DeviceKey,
   type Envelope,
+  type GroupId,
   type MessageId,
   type Priority,
   parseOptions,
@@ -34,6 +35,7 @@ import {
   retryDelay,
   retryPolicySchema,
 } from "./retry-policy.js";
+import { matchRoster } from "./roster-match.js";
 
 /** Why an entry failed: its time-to-live ran out, or every attempt went unacked while connected. */
 export type FailReason = "ttl_expired" | "attempts_exhausted";
@@ -309,6 +311,12 @@ interface Roster {
   used: number;
 }
 
+/** A fan-out's roster, and the index of its device that is not a recipient (or -1). */
+interface Place {
+  readonly roster: Roster;
+  readonly skip: number;
+}
+
 interface DeviceState {
   readonly key: DeviceKey;
   online: boolean;
@@ -410,6 +418,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   /** Rosters by their first device key (see {@link Roster}). */
   #rosters = new Map<DeviceKey, Roster[]>();
   #rosterCount = 0;
+  /** The log message whose holders are being counted (see #appendedShared). */
+  #counting: Shared | undefined;
+  /** Each group's roster (see {@link #placeOf}), least lately changed first. */
+  readonly #groupRosters = new Map<GroupId, Roster>();
+  /** Where frozen recipient lists went last time. */
+  readonly #places = new WeakMap<readonly DeviceKey[], Place>();
   #rosterClock = 0;
   #lastGiven: readonly DeviceKey[] | undefined;
   #lastRoster: Roster | undefined;
@@ -577,14 +591,25 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     // A fan-out: each device's state is found once, now (one listed twice dropped on the way).
     let devices: readonly DeviceKey[] = recipients;
     let states: DeviceState[] | undefined;
-    const roster = recipients.length > ROSTER_ABOVE ? this.#roster(recipients) : undefined;
+    const place =
+      recipients.length > ROSTER_ABOVE ? this.#placeOf(message.envelope, recipients) : undefined;
+    const roster = place?.roster;
+    const skip = place?.skip ?? -1;
     if (roster) {
       // An interned list of distinct devices: their states are at hand.
-      states = roster.states;
-      devices = roster.keys;
-      for (let i = 0; i < states.length; i++) {
-        if (states[i]!.detached) states[i] = this.#state(devices[i]!);
+      const all = roster.states;
+      for (let i = 0; i < all.length; i++) {
+        if (i !== skip && all[i]!.detached) all[i] = this.#state(roster.keys[i]!);
       }
+      if (skip >= 0) {
+        // The sender's device has a state only as a roster member: none when idle, as if it
+        // had not been looked at.
+        const sender = all[skip]!;
+        if (!sender.detached && sender.count === 0 && !sender.online) this.#forget(sender);
+      }
+      // (The recipients are the roster's devices, or all but the one at `skip`.)
+      states = skip < 0 ? all : [...all.slice(0, skip), ...all.slice(skip + 1)];
+      devices = skip < 0 ? roster.keys : recipients;
     } else if (recipients.length <= 8) devices = distinct(recipients);
     else {
       states = new Array<DeviceState>(recipients.length);
@@ -632,9 +657,70 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       (roster.lane === (LANE_INDEX[message.envelope.priority] ?? 1) ||
         roster.head === roster.log.length)
     ) {
-      return this.#appendedShared(message, roster, options.online);
+      return this.#appendedShared(message, roster, skip, options.online);
     }
     return this.#appended(message, devices, result, options.online, states, true);
+  }
+
+  /**
+   * Where a fan-out goes through a roster: a group message to the group's roster (its
+   * devices, or all of them but the sender's: `skip`), learnt from the lists the messages
+   * come with (see {@link matchRoster}); another fan-out to the roster of exactly its list.
+   * `undefined` when a device is listed twice.
+   */
+  #placeOf(envelope: Envelope, recipients: readonly DeviceKey[]): Place | undefined {
+    const group = "group" in envelope.to ? envelope.to.group : undefined;
+    if (group === undefined) {
+      const roster = this.#roster(recipients);
+      return roster && { roster, skip: -1 };
+    }
+    // A frozen list seen before (a router's cached recipients of one sender) cannot have
+    // changed: its place holds while the roster is still the group's.
+    const frozen = Object.isFrozen(recipients);
+    const current = this.#groupRosters.get(group);
+    if (frozen && current) {
+      const seen = this.#places.get(recipients);
+      if (seen?.roster === current) return seen;
+    }
+    let place: Place | undefined;
+    if (current) {
+      const match = matchRoster(current.keys, recipients);
+      if (match?.kind === "same") place = { roster: current, skip: -1 };
+      else if (match?.kind === "skip") place = { roster: current, skip: match.skip };
+      else if (match?.kind === "union" && new Set(match.keys).size === match.keys.length) {
+        place = { roster: this.#newRoster(match.keys), skip: match.skip };
+      }
+    }
+    if (!place) {
+      if (new Set(recipients).size !== recipients.length) return undefined;
+      place = { roster: this.#newRoster(recipients.slice()), skip: -1 };
+    }
+    if (place.roster !== current) {
+      if (this.#groupRosters.size >= ROSTERS_MAX) {
+        // The groups posted to least lately (first in the map) go; their devices keep
+        // reading the logs they are attached to.
+        let n = this.#groupRosters.size >> 1;
+        for (const g of this.#groupRosters.keys()) {
+          if (n-- === 0) break;
+          this.#groupRosters.delete(g);
+        }
+      }
+      this.#groupRosters.set(group, place.roster);
+    }
+    if (frozen) this.#places.set(recipients, place);
+    return place;
+  }
+
+  #newRoster(keys: readonly DeviceKey[]): Roster {
+    return {
+      keys,
+      states: keys.map((k) => this.#state(k)),
+      lane: undefined,
+      log: [],
+      head: 0,
+      offset: 0,
+      used: 0,
+    };
   }
 
   /**
@@ -717,6 +803,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #appendedShared(
     message: QueuedMessage,
     roster: Roster,
+    skip: number,
     online: EnqueueOptions["online"],
   ): EnqueueResult {
     const env = message.envelope;
@@ -737,10 +824,23 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     roster.log.push(shared);
     this.#pushExpiry(shared);
     const { keys, states } = roster;
-    // Every device holds it before any callback runs (see #appended).
+    // Every device holds it before any callback runs (see #appended). Until they are
+    // counted, the log keeps it (a materialization below trims the log).
+    this.#counting = shared;
     let held = 0;
     for (let i = 0; i < keys.length; i++) {
       let state = states[i]!;
+      if (i === skip) {
+        // The sender's device: not a recipient. Attached, it must not hold this log message:
+        // with nothing queued its cursor moves past it, else its messages become its own.
+        if (!state.detached && state.roster === roster) {
+          if (state.vFrom === at) {
+            state.vFrom = at + 1;
+            state.vSent = at + 1;
+          } else this.#materialize(state, at);
+        }
+        continue;
+      }
       if (state.detached) {
         state = this.#state(keys[i]!);
         states[i] = state;
@@ -759,18 +859,17 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       }
     }
     shared.holders = held;
+    this.#counting = undefined;
     this.#depth += held;
     this.#stats.enqueued += held;
     if (held === 0) this.#sharedDead(shared);
     const now = this.#clock.now();
     for (let i = 0; i < keys.length; i++) {
+      if (i === skip) continue;
       const key = keys[i]!;
-      let state = states[i]!;
+      const state = states[i]!;
       // (A callback may have had a state forgotten since: it holds nothing more then.)
-      if (state.detached) {
-        state = this.#state(key);
-        states[i] = state;
-      }
+      if (state.detached) continue;
       const wasOnline = state.online;
       const isOnline = online ? (this.#askOnline(online, key) ?? wasOnline) : wasOnline;
       if (isOnline && !wasOnline) this.#connect(state);
@@ -799,11 +898,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * in-flight ones still in flight with their due times) and detaches it: every path but the
    * plain fan-out, transmission and in-order ack works on entries.
    */
-  #materialize(state: DeviceState): void {
+  #materialize(state: DeviceState, upTo?: number): void {
     const r = state.roster;
     if (!r) return;
     state.roster = undefined;
-    const end = r.offset + r.log.length;
+    // (`upTo`: a log message being queued that the device is not a recipient of.)
+    const end = upTo ?? r.offset + r.log.length;
     const w = this.#window;
     for (let at = state.vFrom; at < end; at++) {
       const shared = r.log[at - r.offset]!;
@@ -842,7 +942,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #trim(r: Roster): void {
     const log = r.log;
     let head = r.head;
-    while (head < log.length && log[head]!.holders === 0) head++;
+    while (head < log.length && log[head]!.holders === 0 && log[head] !== this.#counting) head++;
     if (head === log.length) {
       r.offset += log.length;
       r.log = [];
@@ -1166,11 +1266,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       held[i] = state;
     }
     for (let i = 0; i < devices.length; i++) {
-      const key = devices[i]!;
-      let state = held[i]!;
+      const state = held[i]!;
       // (A callback may have had a state forgotten since: it holds nothing more then.)
-      if (state.detached) state = this.#state(key);
-      this.#settle(state, key, online);
+      if (!state.detached) this.#settle(state, devices[i]!, online);
     }
     if (this.#blocked.size > 0) this.#release();
     return ACCEPTED;

@@ -254,7 +254,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   #lookupChain: Promise<void> = Promise.resolve();
   /** Each busy group's recipient list (see {@link #groupRecipients}). */
   readonly #recipientCache = new Map<
-    GroupId,
+    string,
     {
       readonly users: readonly UserId[];
       readonly own: DeviceKey;
@@ -582,7 +582,9 @@ export class Router extends TypedEmitter<RouterEvents> {
     const revision = registry.revision;
     if (revision === undefined || !registry.keys) return this.#recipientDevices(users, sender);
     const own = deviceKey(sender.userId, sender.deviceId);
-    const cached = this.#recipientCache.get(group);
+    // One list per (group, sending device): a group's members take turns.
+    const key = `${group}\u0000${own}`;
+    const cached = this.#recipientCache.get(key);
     if (
       cached &&
       cached.revision === revision &&
@@ -599,7 +601,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       // (A frozen member list, as the memory group store hands out, is kept as given: the
       // next message's list is then recognised at once.)
       const kept = Object.isFrozen(users) ? users : users.slice();
-      this.#recipientCache.set(group, { users: kept, own, revision, recipients });
+      this.#recipientCache.set(key, { users: kept, own, revision, recipients });
       return recipients;
     });
   }
@@ -1154,7 +1156,7 @@ const NO_SESSIONS: readonly Session[] = Object.freeze([]);
 const NO_SESSION_IDS: SessionId[] = [];
 const TRACK_DISTINCT = Object.freeze({ distinct: true });
 const NO_TRACK_OPTIONS = Object.freeze({});
-/** Groups whose recipient list a router keeps at once (see `#groupRecipients`). */
+/** (Group, sending device) pairs whose recipient list a router keeps at once (see `#groupRecipients`). */
 const RECIPIENT_CACHE_MAX = 1024;
 
 /** Adds a device's sessions to a run's per-node lists. */

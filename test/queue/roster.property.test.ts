@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   type DeviceKey,
   type Envelope,
+  groupId,
   ManualClock,
   type MessageId,
   type Priority,
@@ -33,7 +34,17 @@ const LISTS: readonly (readonly number[])[] = [
 const LANES: readonly Priority[] = ["high", "normal", "low"];
 
 type Op =
-  | { kind: "group"; list: number; lane: number; online: boolean; frozen: boolean }
+  | {
+      kind: "group";
+      list: number;
+      lane: number;
+      online: boolean;
+      frozen: boolean;
+      /** The device that sent it (left out of the list), if any. */
+      sender: number;
+      /** A group message (rosters by group), or a fan-out to a plain list. */
+      group: boolean;
+    }
   | { kind: "direct"; device: number; lane: number }
   | { kind: "ack"; device: number; picks: number[]; head: number }
   | { kind: "connect"; device: number }
@@ -56,6 +67,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       lane: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, fc.integer({ min: 0, max: 2 })),
       online: fc.boolean(),
       frozen: fc.boolean(),
+      sender: fc.oneof({ weight: 2, arbitrary: fc.constant(-1) }, fc.integer({ min: 0, max: 3 })),
+      group: fc.boolean(),
     }),
   },
   {
@@ -222,8 +235,11 @@ describe("DeliveryQueue: fan-outs through a roster", () => {
           let answerS: unknown;
           switch (op.kind) {
             case "group": {
-              const env = envelope(++n, LANES[op.lane]);
-              const list = LISTS[op.list]!.map((i) => DEVICES[i]!);
+              const base = envelope(++n, LANES[op.lane]);
+              // Lists 0 and 1 are one group before and after two devices joined.
+              const group = groupId(op.list === 2 ? "g2" : "g0");
+              const env = op.group ? { ...base, to: { group } } : base;
+              const list = LISTS[op.list]!.filter((i) => i !== op.sender).map((i) => DEVICES[i]!);
               const to = op.frozen ? Object.freeze(list) : list;
               const online = (d: DeviceKey) => connected.has(d);
               const opts = { fresh: true, ...(op.online ? { online } : {}) };
