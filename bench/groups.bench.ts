@@ -22,7 +22,10 @@
  * per-device store list, a map lookup of the device for each; per ack the same lookups and a
  * removal from both lists; no routing, timers, lanes or windows). It bounds what any queue
  * that keeps one entry per (message, device) can do here (the queue did, before rosters).
- * Each figure is the median of `ROUNDS` rounds that run the three cases in turn.
+ * Extra field `ops_per_s_senders_in_turn`: the same world, but `SENDERS_IN_TURN` members post
+ * in turn, one message each (each message's recipients then leave out another device); each
+ * device acks what it got.
+ * Each figure is the median of `ROUNDS` rounds that run the cases in turn.
  */
 import { type Connection, Gateway } from "../src/gateway/index.js";
 import { GroupService } from "../src/groups/index.js";
@@ -54,6 +57,8 @@ const NODES = 4;
 const BATCH = 16;
 /** Rounds of the three cases; each figure is its median round. */
 const ROUNDS = 5;
+/** Members who post in turn in the `ops_per_s_senders_in_turn` world. */
+const SENDERS_IN_TURN = 4;
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -90,7 +95,7 @@ const directOutbox: OutboxFactory = (hooks) => {
   };
 };
 
-export async function world(kind: "queue" | "direct") {
+export async function world(kind: "queue" | "direct", senders = 1) {
   const clock = new ManualClock(1_000_000);
   const bus = new MemoryNodeBus();
   const directory = new MemorySessionDirectory();
@@ -128,8 +133,9 @@ export async function world(kind: "queue" | "direct") {
 
   const counter = { deliveries: 0 };
   const counting = {
-    send: () => {
-      counter.deliveries++;
+    // A message frame (`{"type":"message"...`) is a delivery; a sender's `sent` receipt is not.
+    send: (data: string) => {
+      if (data.charCodeAt(9) === 109) counter.deliveries++;
     },
     close() {},
     bufferedAmount: 0,
@@ -141,41 +147,46 @@ export async function world(kind: "queue" | "direct") {
     const user = `u${i}`;
     users.push(user as UserId);
     keys.push(deviceKey(user as UserId, "d1" as DeviceId));
-    // The sender's own transport (it gets only `sent` receipts) is not counted.
-    const transport = i === 0 ? { ...counting, send: () => {} } : counting;
-    const conn = await nodes[i % NODES]!.gateway.open(transport, user);
+    const conn = await nodes[i % NODES]!.gateway.open(counting, user);
     if (!conn) throw new Error(`${user} was not admitted`);
     conns.push(conn);
   }
+  // The members who post, in turn (one message each): u0, u4, u8... all on the first node.
+  const posters = Array.from({ length: senders }, (_, k) => k * NODES);
   const sender = nodes[0]!;
-  const alice = conns[0]!;
   const g = await groups.create(users[0]!, { id: "big" as GroupId, members: users.slice(1) });
   await settle();
 
   const accepted: MessageId[] = [];
   sender.router.on("accepted", (e) => accepted.push(e.id));
   let n = 0;
+  /** The next batch: each frame with the member who sends it. */
   const frames = () =>
-    Array.from({ length: BATCH }, () =>
-      JSON.stringify({ type: "send", id: `c${n++}`, to: { group: g.id }, text: "hello group" }),
-    );
+    Array.from({ length: BATCH }, () => {
+      const by = posters[n % senders]!;
+      const frame = { type: "send", id: `c${n++}`, to: { group: g.id }, text: "hello group" };
+      return { by, data: JSON.stringify(frame) };
+    });
   let next = frames();
-  const recipients = keys.slice(1);
 
   const step = async () => {
     let last: Promise<void> = Promise.resolve();
-    for (const f of next) last = sender.gateway.receive(alice, f);
+    for (const f of next) last = sender.gateway.receive(conns[f.by]!, f.data);
     await last;
     // Let the batched transmits (a microtask flush) reach the gateways.
     for (let i = 0; i < 4; i++) await Promise.resolve();
     const ids = accepted.splice(0);
     // The router's own receipt path acks through the outbox's synchronous face when it has one.
+    // Each device acks what it got: every message but its own.
     const outbox = sender.router.outbox;
     const ackSync = outbox.sync;
-    for (const d of recipients) {
-      if (ackSync) ackSync.ackSync(d, ids);
-      else await outbox.ack(d, ids);
-      for (const id of ids) messages.deliveredSync(id, d);
+    for (let k = 0; k < MEMBERS; k++) {
+      const d = keys[k]!;
+      const got = posters.includes(k) ? ids.filter((_, j) => next[j]!.by !== k) : ids;
+      if (got.length === 0) continue;
+      if (ackSync) ackSync.ackSync(d, got);
+      else await outbox.ack(d, got);
+      for (const id of got) messages.deliveredSync(id, d);
     }
     clock.advance(2);
     await sender.router.receipts.sweep();
@@ -227,8 +238,9 @@ export default async function run(ctx: BenchContext): Promise<void> {
   if (!ctx.wants("groups.fanout")) return;
   const queue = await world("queue");
   const direct = await world("direct");
+  const turns = await world("queue", SENDERS_IN_TURN);
   // Sanity check before measuring: one batch reaches every member device once per message.
-  for (const w of [queue, direct]) {
+  for (const w of [queue, direct, turns]) {
     await w.step();
     await settle();
     if (w.counter.deliveries !== BATCH * (MEMBERS - 1)) {
@@ -247,6 +259,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
           queue: { fn: queue.step, batch: BATCH * (MEMBERS - 1) },
           direct: { fn: direct.step, batch: BATCH * (MEMBERS - 1) },
           shape: { fn: shape, batch: BATCH * (MEMBERS - 1) },
+          turns: { fn: turns.step, batch: BATCH * (MEMBERS - 1) },
         },
         700,
       ),
@@ -256,9 +269,10 @@ export default async function run(ctx: BenchContext): Promise<void> {
     queue: median(rounds.map((x) => x.queue ?? 0)),
     direct: median(rounds.map((x) => x.direct ?? 0)),
     shape: median(rounds.map((x) => x.shape ?? 0)),
+    turns: median(rounds.map((x) => x.turns ?? 0)),
   };
   await settle();
-  for (const w of [queue, direct]) {
+  for (const w of [queue, direct, turns]) {
     // Nothing lost: every message sent reached every other member's device.
     const expected = (w.sent() - BATCH) * (MEMBERS - 1);
     if (w.counter.deliveries !== expected) {
@@ -274,8 +288,11 @@ export default async function run(ctx: BenchContext): Promise<void> {
     messages_per_s: r.queue / (MEMBERS - 1),
     ops_per_s_direct_outbox: r.direct,
     entry_shape_floor_ops_per_s: r.shape,
+    ops_per_s_senders_in_turn: r.turns,
+    senders_in_turn: SENDERS_IN_TURN,
     rounds: ROUNDS,
   });
   await queue.close();
   await direct.close();
+  await turns.close();
 }
