@@ -3,9 +3,11 @@ import type {
   ConversationId,
   DeviceKey,
   Envelope,
+  GroupId,
   MessageId,
   UserId,
 } from "../core/index.js";
+import { matchRoster } from "./roster-match.js";
 
 /** One accepted message waiting for recipient devices, as the store keeps it. */
 export interface QueuedMessage {
@@ -181,10 +183,14 @@ interface LogEntry {
  * A recipient list that recurs (a group's devices): the appends to it are kept once, in its
  * log, and each device attached to it reads them from its cursor on ("fan-out on read"), so
  * appending or acking costs a counter per device instead of a Map lookup and a push.
+ * A group's roster also serves its messages to all its devices but one (the sender's): that
+ * device's cursor moves past the message, or it holds its entries itself first.
  */
 class Roster {
   /** Its own copy of the recipient list, as appended (a device may be listed twice). */
   readonly keys: readonly DeviceKey[];
+  /** The group whose current roster it is (found by group, not by content), if any. */
+  readonly group: GroupId | undefined;
   /** Each key's box, parallel to `keys`, looked up once (again after a drop, see `epoch`). */
   readonly boxes: Box[];
   /** Some device is listed twice. */
@@ -205,14 +211,33 @@ class Roster {
   cached = true;
   /** Appended to since the cache last considered evicting it (a second chance). */
   used = true;
+  /**
+   * A hint for a roster listing each device once: the indices (ascending) of the devices its
+   * last append left not attached. An append trusts it only when `attached` shows that every
+   * device outside it is attached, and then visits only these (see `#appendLoose`).
+   */
+  loose: number[] = [];
 
-  constructor(keys: readonly DeviceKey[], boxes: Box[], distinct: number, epoch: number) {
+  constructor(
+    keys: readonly DeviceKey[],
+    group: GroupId | undefined,
+    boxes: Box[],
+    distinct: number,
+    epoch: number,
+  ) {
     this.keys = keys;
+    this.group = group;
     this.boxes = boxes;
     this.twice = distinct < keys.length;
     this.distinct = distinct;
     this.epoch = epoch;
   }
+}
+
+/** What a frozen recipient list was last found to be: `roster`'s list, without `skip` (or -1). */
+interface Given {
+  roster: Roster;
+  skip: number;
 }
 
 /** A device's entries become a Map above this many. */
@@ -268,7 +293,9 @@ function inLog(r: Roster, from: number, ids: readonly MessageId[], k: number): b
  * many devices whose list recurs (a group) is kept once, in that list's roster log: a device
  * holding nothing of its own attaches and reads the log from its cursor, so a fan-out costs a
  * counter per device, not a lookup and a push; an operation that needs the device's own list
- * (another append, an ack out of order) copies its log entries into it first. Dedupe records
+ * (another append, an ack out of order) copies its log entries into it first. A group's
+ * messages (to its devices but the sender's, a list per sender) share the group's one current
+ * roster: the sender's device is skipped, its cursor moved past the message. Dedupe records
  * are swept lazily, oldest first. It answers synchronously too ({@link SyncQueueStore}), which
  * gives the delivery queue its promise-free fast path.
  */
@@ -280,12 +307,19 @@ export class MemoryQueueStore implements SyncQueueStore {
   #epoch = 0;
   /** Stamps a roster append, for a device listed twice. */
   #stamp = 0;
-  /** Rosters by their first key (a recipient list is found by content, not identity). */
+  /** Rosters of non-group lists by their first key (found by content, not identity). */
   readonly #rosters = new Map<DeviceKey, Roster[]>();
-  /** The last frozen recipient list appended to, and its roster (no compare the next time). */
-  #lastGiven: readonly DeviceKey[] | undefined;
-  #lastRoster: Roster | undefined;
-  /** The cached rosters, oldest first, for eviction. */
+  /** Each group's current roster: its messages' lists are matched against it (one per group). */
+  readonly #byGroup = new Map<GroupId, Roster>();
+  /**
+   * Frozen recipient lists appended to before (a router's cached lists, one per group and
+   * sending device), and what they were found to be: valid while that roster is cached (for
+   * a group's roster: while it is the group's current one), so they are not compared again.
+   */
+  readonly #given = new WeakMap<readonly DeviceKey[], Given>();
+  /** Set by {@link #roster}: the index in the roster of the device that is not a recipient, or -1. */
+  #skip = -1;
+  /** The cached rosters (of groups and not), oldest first, for eviction. */
   #rosterOrder: Roster[] = [];
   #rosterKeys = 0;
   readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
@@ -327,7 +361,12 @@ export class MemoryQueueStore implements SyncQueueStore {
       recipients.length === 1
         ? this.#appendOne(message, recipients[0]!, maxPerDevice, fresh)
         : fresh && recipients.length > ROSTER_ABOVE
-          ? this.#appendToRoster(message, this.#roster(recipients), maxPerDevice)
+          ? this.#appendToRoster(
+              message,
+              this.#roster(recipients, (env.to as { readonly group?: GroupId }).group),
+              maxPerDevice,
+              this.#skip,
+            )
           : this.#appendAll(message, recipients, maxPerDevice, fresh);
     if (typeof added !== "number") return added;
     if (dedupeUntil !== undefined && !remembered) {
@@ -412,22 +451,53 @@ export class MemoryQueueStore implements SyncQueueStore {
   }
 
   /**
-   * A fresh message to a roster's devices: a device attached to it, or holding nothing, takes
-   * the message through the log (a counter); any other gets its own entry.
+   * A fresh message to a roster's devices, but the one at index `skip` (if not -1, in a
+   * roster listing each device once: a group message's sender): a device attached to it, or
+   * holding nothing, takes the message through the log (a counter); any other gets its own
+   * entry. The device at `skip` gets nothing: attached with no entries, its cursor moves past
+   * the message; attached with entries, they become its own first (the log message is not
+   * in its range, and a cursor cannot jump over it).
    */
-  #appendToRoster(message: QueuedMessage, r: Roster, maxPerDevice: number): number | AppendResult {
+  #appendToRoster(
+    message: QueuedMessage,
+    r: Roster,
+    maxPerDevice: number,
+    skip: number,
+  ): number | AppendResult {
+    /** The device at `skip`, attached with no entries: its cursor goes to the new end. */
+    let skipped: Box | undefined;
+    if (skip >= 0) {
+      const box = r.boxes[skip]!;
+      if (box.roster === r) {
+        if (box.from === r.end) skipped = box;
+        else this.#detach(box);
+      }
+    }
     // Every device attached (the steady state of a group): the longest of their lists is the
     // live log (its head is held by someone), and the append is one log entry.
-    if (r.attached === r.distinct && r.end - r.base - r.head + 1 <= maxPerDevice) {
+    const room = r.end - r.base - r.head + 1 <= maxPerDevice;
+    if (r.attached === r.distinct && room) {
       const id = message.envelope.id;
-      r.log.push({ id, held: { message, id }, holders: r.distinct });
+      // (All attached: the device at `skip`, if any, is `skipped`.)
+      const holders = skipped === undefined ? r.distinct : r.distinct - 1;
+      r.log.push({ id, held: { message, id }, holders });
       r.end++;
-      return r.distinct;
+      if (skipped !== undefined) skipped.from = r.end;
+      return holders;
     }
     const boxes = r.boxes;
     const n = boxes.length;
+    // All attached but a few, known: only they are visited (a group whose senders rotate,
+    // each holding its entries itself for a while after sending).
+    if (room && !r.twice && r.loose.length * 8 <= n) {
+      const done = this.#appendLoose(message, r, maxPerDevice, skip, skipped);
+      if (done !== undefined) return done;
+    }
+    /** The devices not attached after this append (a roster listing each device once). */
+    const loose: number[] | undefined = r.twice ? undefined : [];
     let full: DeviceKey[] | undefined;
     for (let i = 0; i < n; i++) {
+      if (i === skip) continue;
       if (countOf(boxes[i]!) + 1 > maxPerDevice) {
         full ??= [];
         full.push(r.keys[i]!);
@@ -441,6 +511,10 @@ export class MemoryQueueStore implements SyncQueueStore {
     let filled = 0;
     let added = 0;
     for (let i = 0; i < n; i++) {
+      if (i === skip) {
+        if (skipped === undefined) loose?.push(i);
+        continue;
+      }
       const box = boxes[i]!;
       if (stamp !== 0) {
         if (box.mark === stamp) continue;
@@ -461,6 +535,7 @@ export class MemoryQueueStore implements SyncQueueStore {
         filled++;
       } else {
         this.#add(box, held);
+        loose?.push(i);
       }
     }
     this.#empty -= filled;
@@ -468,23 +543,128 @@ export class MemoryQueueStore implements SyncQueueStore {
       r.log.push({ id: held.id, held, holders });
       r.end++;
     }
+    if (skipped !== undefined) skipped.from = r.end;
+    if (loose !== undefined) r.loose = loose;
     return added;
   }
 
-  /** The cached roster of this recipient list (same devices, same order), made if none. */
-  #roster(recipients: readonly DeviceKey[]): Roster {
-    // A frozen list seen last time (a router's cached group recipients) cannot have changed.
-    const last = this.#lastRoster;
-    if (recipients === this.#lastGiven && last?.cached) {
-      last.used = true;
-      if (last.epoch !== this.#epoch) this.#lookUpAgain(last);
-      return last;
+  /**
+   * {@link #appendToRoster} to a roster listing each device once whose live log has room,
+   * visiting only the devices in its `loose` hint and the one at `skip`; `undefined` (nothing
+   * done) unless every other device is attached. Those hold at most the live log, so none is
+   * full, and each takes the message through the log.
+   */
+  #appendLoose(
+    message: QueuedMessage,
+    r: Roster,
+    maxPerDevice: number,
+    skip: number,
+    skipped: Box | undefined,
+  ): number | AppendResult | undefined {
+    const boxes = r.boxes;
+    const loose = r.loose;
+    // The hint holds when the devices attached outside it are all outside it (a count).
+    let few = loose.length;
+    let attached = 0;
+    let skipIn = false;
+    for (let k = 0; k < loose.length; k++) {
+      const i = loose[k]!;
+      if (i === skip) skipIn = true;
+      if (boxes[i]!.roster === r) attached++;
     }
-    const r = this.#findRoster(recipients);
-    if (Object.isFrozen(recipients)) {
-      this.#lastGiven = recipients;
-      this.#lastRoster = r;
+    if (skip >= 0 && !skipIn) {
+      few++;
+      if (skipped !== undefined) attached++;
     }
+    if (r.attached - attached !== r.distinct - few) return undefined;
+    let full: DeviceKey[] | undefined;
+    for (let k = 0; k < loose.length; k++) {
+      const i = loose[k]!;
+      if (i !== skip && countOf(boxes[i]!) + 1 > maxPerDevice) {
+        full ??= [];
+        full.push(r.keys[i]!);
+      }
+    }
+    if (full) return { ok: false, full };
+    const held: Held = { message, id: message.envelope.id };
+    const end = r.end;
+    // Every device outside the few is attached and takes it.
+    let holders = r.distinct - few;
+    let added = holders;
+    const next: number[] = [];
+    for (let k = 0; k < loose.length; k++) {
+      const i = loose[k]!;
+      if (i === skip) continue;
+      const box = boxes[i]!;
+      added++;
+      const at = box.roster;
+      if (at === r) {
+        holders++;
+        continue;
+      }
+      if (at !== undefined) this.#detach(box);
+      if (sizeOf(box.slots) === 0) {
+        box.roster = r;
+        box.from = end;
+        r.attached++;
+        holders++;
+        this.#empty--;
+      } else {
+        this.#add(box, held);
+        next.push(i);
+      }
+    }
+    if (holders > 0) {
+      r.log.push({ id: held.id, held, holders });
+      r.end++;
+    }
+    if (skipped !== undefined) skipped.from = r.end;
+    else if (skip >= 0) {
+      // Not attached: in the hint, in index order.
+      let k = next.length;
+      while (k > 0 && next[k - 1]! > skip) k--;
+      next.splice(k, 0, skip);
+    }
+    r.loose = next;
+    return added;
+  }
+
+  /**
+   * The roster of this recipient list, made if none; sets {@link #skip}. A group's list is
+   * its current roster's list, or that list without one device (the sender's: `#skip`);
+   * another list makes a new current roster (see {@link #groupRoster}). Any other list is a
+   * cached roster's list (same devices, same order).
+   */
+  #roster(recipients: readonly DeviceKey[], group: GroupId | undefined): Roster {
+    // A frozen list seen before (a router's cached group recipients) cannot have changed.
+    const frozen = Object.isFrozen(recipients);
+    let given: Given | undefined;
+    if (frozen) {
+      given = this.#given.get(recipients);
+      if (given !== undefined) {
+        const r = given.roster;
+        if (r.cached && r.group === group) {
+          this.#skip = given.skip;
+          return this.#found(r);
+        }
+      }
+    }
+    this.#skip = -1;
+    const r =
+      group === undefined ? this.#findRoster(recipients) : this.#groupRoster(group, recipients);
+    if (given !== undefined) {
+      given.roster = r;
+      given.skip = this.#skip;
+    } else if (frozen) {
+      this.#given.set(recipients, { roster: r, skip: this.#skip });
+    }
+    return r;
+  }
+
+  /** A cached roster found again. */
+  #found(r: Roster): Roster {
+    r.used = true;
+    if (r.epoch !== this.#epoch) this.#lookUpAgain(r);
     return r;
   }
 
@@ -497,13 +677,60 @@ export class MemoryQueueStore implements SyncQueueStore {
         const keys = r.keys;
         if (keys.length !== n) continue;
         for (let i = 1; i < n; i++) if (keys[i] !== recipients[i]) continue next;
-        r.used = true;
-        if (r.epoch !== this.#epoch) this.#lookUpAgain(r);
-        return r;
+        return this.#found(r);
+      }
+    }
+    return this.#newRoster(recipients.slice(), undefined);
+  }
+
+  /**
+   * A group's roster for `recipients` (see {@link matchRoster}): its current roster when they
+   * are its list, or its list without one device (`#skip`); a new current roster of its list
+   * with one device added when they are that without another (`#skip`: a member joined, or a
+   * sender after a new list); else a new current roster of `recipients`. Only a roster
+   * listing each device once serves a list without one device.
+   */
+  #groupRoster(group: GroupId, recipients: readonly DeviceKey[]): Roster {
+    const current = this.#byGroup.get(group);
+    if (current !== undefined) {
+      const match = matchRoster(current.keys, recipients);
+      if (match?.kind === "same") return this.#found(current);
+      if (match !== undefined && !current.twice) {
+        if (match.kind === "skip") {
+          this.#skip = match.skip;
+          return this.#found(current);
+        }
+        // The union is the current list and one more device: distinct unless that one is
+        // listed already (the recipients list a device twice).
+        const keys = match.keys;
+        let p = 0;
+        while (p < current.keys.length && keys[p] === current.keys[p]) p++;
+        if (!current.keys.includes(keys[p]!)) {
+          const r = this.#newRoster(keys, group);
+          this.#skip = match.skip;
+          return r;
+        }
+      }
+    }
+    return this.#newRoster(recipients.slice(), group);
+  }
+
+  /**
+   * A new cached roster of `keys` (its own array), of `group` (which it becomes the current
+   * roster of) or of none (found by its first key).
+   */
+  #newRoster(keys: readonly DeviceKey[], group: GroupId | undefined): Roster {
+    const n = keys.length;
+    if (group !== undefined) {
+      const old = this.#byGroup.get(group);
+      if (old !== undefined) {
+        // Replaced: found no more, so no longer cached (its devices with entries drain).
+        const order = this.#rosterOrder;
+        order.splice(order.lastIndexOf(old), 1);
+        this.#uncache(old);
       }
     }
     this.#evictRosters(n);
-    const keys = recipients.slice();
     const boxes = new Array<Box>(n);
     const stamp = ++this.#stamp;
     let distinct = 0;
@@ -513,9 +740,16 @@ export class MemoryQueueStore implements SyncQueueStore {
       box.mark = stamp;
       boxes[i] = box;
     }
-    const r = new Roster(keys, boxes, distinct, this.#epoch);
-    if (bucket) bucket.push(r);
-    else this.#rosters.set(first, [r]);
+    const r = new Roster(keys, group, boxes, distinct, this.#epoch);
+    if (group !== undefined) {
+      this.#byGroup.set(group, r);
+    } else {
+      // (Looked up after the eviction, which may have dropped the bucket.)
+      const first = keys[0]!;
+      const bucket = this.#rosters.get(first);
+      if (bucket) bucket.push(r);
+      else this.#rosters.set(first, [r]);
+    }
     this.#rosterOrder.push(r);
     this.#rosterKeys += n;
     return r;
@@ -531,19 +765,28 @@ export class MemoryQueueStore implements SyncQueueStore {
         order.push(r);
         continue;
       }
-      this.#rosterKeys -= r.keys.length;
-      r.cached = false;
+      this.#uncache(r);
+    }
+  }
+
+  /** A roster leaves the cache (the caller took it out of `#rosterOrder`): no longer found. */
+  #uncache(r: Roster): void {
+    this.#rosterKeys -= r.keys.length;
+    r.cached = false;
+    if (r.group !== undefined) {
+      if (this.#byGroup.get(r.group) === r) this.#byGroup.delete(r.group);
+    } else {
       const first = r.keys[0]!;
       const bucket = this.#rosters.get(first)!;
       if (bucket.length === 1) this.#rosters.delete(first);
       else bucket.splice(bucket.indexOf(r), 1);
-      // Its devices with no entries left leave it (the ones with entries leave as they drain).
-      for (const box of r.boxes) {
-        if (box.roster === r && box.from === r.end) {
-          box.roster = undefined;
-          r.attached--;
-          this.#empty++;
-        }
+    }
+    // Its devices with no entries left leave it (the ones with entries leave as they drain).
+    for (const box of r.boxes) {
+      if (box.roster === r && box.from === r.end) {
+        box.roster = undefined;
+        r.attached--;
+        this.#empty++;
       }
     }
   }

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type DeviceKey, type MessageId, messageId, userId } from "../../src/core/index.js";
+import {
+  type DeviceKey,
+  type GroupId,
+  groupId,
+  type MessageId,
+  messageId,
+  userId,
+} from "../../src/core/index.js";
 import {
   type AppendResult,
   isSyncQueueStore,
@@ -17,8 +24,9 @@ describe("MemoryQueueStore", () => {
   }
 });
 
-const msg = (n: number): QueuedMessage => ({
-  envelope: envelope(n),
+/** Message `m<n>`, to bob or (given a group id) to a group. */
+const msg = (n: number, group?: GroupId): QueuedMessage => ({
+  envelope: group === undefined ? envelope(n) : { ...envelope(n), to: { group } },
   enqueuedAt: 0,
   expiresAt: 1e9,
 });
@@ -213,62 +221,174 @@ describe("MemoryQueueStore against a model: recurring recipient lists (rosters)"
   const frozen = groups.map((g) => Object.freeze(g.map((i) => devices[i]!)));
   const n = fc.integer({ min: 1, max: 40 });
   const max = fc.oneof(fc.integer({ min: 1, max: 12 }), fc.constant(1000));
-  const op = fc.oneof(
+  /** Group chats: each message goes to the group's devices but the sender's. */
+  const GROUPS = [groupId("g0"), groupId("g1")];
+  const initialMembers: readonly (readonly number[])[] = [
+    [...Array(11).keys()],
+    [1, 3, 5, 7, 9, 11, 0, 2, 4, 6],
+  ];
+  const gi = fc.integer({ min: 0, max: GROUPS.length - 1 });
+  const chatOp = fc.record({
+    kind: fc.constant("chat" as const),
+    group: gi,
+    /**
+     * The sending device: a member by index, or (index = member count) none of them; or (-1)
+     * the group's last sender again (people send several messages in a row).
+     */
+    sender: fc.oneof({ weight: 2, arbitrary: fc.nat() }, fc.constant(-1)),
+    /** The sender acks all its entries first (it read the chat before writing). */
+    read: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
+    n: fc.oneof(
+      { weight: 1, arbitrary: n },
+      { weight: 3, arbitrary: fc.integer({ min: 41, max: 400 }) },
+    ),
+    // Mostly room to spare: a long run of a group's messages, all on its roster.
+    max: fc.oneof({ weight: 3, arbitrary: fc.constant(1000) }, max),
+    fresh: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    /**
+     * The recipient array: the router's frozen one for (group, sender), reused while the
+     * members stay the same; that one even after they changed (`stale`); a new array; a new
+     * array listing its first or last device again at its end.
+     */
+    list: fc.oneof(
+      { weight: 8, arbitrary: fc.constant("frozen" as const) },
+      { weight: 5, arbitrary: fc.constant("new" as const) },
+      { weight: 1, arbitrary: fc.constant("stale" as const) },
+      { weight: 1, arbitrary: fc.constantFrom("twiceFirst" as const, "twiceLast" as const) },
+    ),
+  });
+  /** A device joins a group (put anywhere in its list), or one leaves. */
+  const joinOp = fc.record({
+    kind: fc.constant("join" as const),
+    group: gi,
+    device: fc.nat(),
+    at: fc.nat(),
+  });
+  const leaveOp = fc.record({ kind: fc.constant("leave" as const), group: gi, at: fc.nat() });
+  const listOp = fc.record({
+    kind: fc.constant("group" as const),
+    group: fc.integer({ min: 0, max: groups.length - 1 }),
+    // Mostly new ids (the router's fan-out), sometimes one already held.
+    n: fc.oneof(
+      { weight: 1, arbitrary: n },
+      { weight: 2, arbitrary: fc.integer({ min: 41, max: 400 }) },
+    ),
+    max,
+    fresh: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    frozen: fc.boolean(),
+  });
+  const appendOp = fc.record({
+    kind: fc.constant("append" as const),
+    to: fc.array(fc.integer({ min: 0, max: 11 }), { minLength: 1, maxLength: 4 }),
+    n,
+    max,
+    fresh: fc.boolean(),
+  });
+  const removeOp = fc.record({
+    kind: fc.constant("remove" as const),
+    d: fc.integer({ min: 0, max: 11 }),
+    // The device's oldest `head` entries, then `extra` (held or not), maybe reversed.
+    head: fc.integer({ min: 0, max: 4 }),
+    extra: fc.array(n, { maxLength: 3 }),
+    reversed: fc.boolean(),
+  });
+  const ackAllOp = fc.record({
+    kind: fc.constant("ackAll" as const),
+    // A few of each device's oldest entries, or all of them.
+    head: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 4 }) }, fc.constant(1000)),
+  });
+  /** Every kind of operation, group chats among them. */
+  const mixed = fc.oneof(
+    { weight: 6, arbitrary: chatOp },
+    { weight: 1, arbitrary: joinOp },
+    { weight: 1, arbitrary: leaveOp },
+    { weight: 5, arbitrary: listOp },
+    { weight: 2, arbitrary: appendOp },
+    { weight: 3, arbitrary: removeOp },
+    { weight: 2, arbitrary: ackAllOp },
+  );
+  /**
+   * Group chats and acks only: a group's devices stay on its roster long enough for its
+   * steady state (all attached, senders' cursors moved on past their own messages).
+   */
+  const chats = fc.oneof(
+    { weight: 30, arbitrary: chatOp },
+    { weight: 1, arbitrary: joinOp },
+    { weight: 1, arbitrary: leaveOp },
+    { weight: 2, arbitrary: removeOp },
     {
-      weight: 5,
-      arbitrary: fc.record({
-        kind: fc.constant("group" as const),
-        group: fc.integer({ min: 0, max: groups.length - 1 }),
-        // Mostly new ids (the router's fan-out), sometimes one already held.
-        n: fc.oneof(
-          { weight: 1, arbitrary: n },
-          { weight: 2, arbitrary: fc.integer({ min: 41, max: 400 }) },
-        ),
-        max,
-        fresh: fc.oneof(
-          { weight: 3, arbitrary: fc.constant(true) },
-          { weight: 1, arbitrary: fc.constant(false) },
-        ),
-        frozen: fc.boolean(),
-      }),
-    },
-    {
-      weight: 2,
-      arbitrary: fc.record({
-        kind: fc.constant("append" as const),
-        to: fc.array(fc.integer({ min: 0, max: 11 }), { minLength: 1, maxLength: 4 }),
-        n,
-        max,
-        fresh: fc.boolean(),
-      }),
-    },
-    {
-      weight: 3,
-      arbitrary: fc.record({
-        kind: fc.constant("remove" as const),
-        d: fc.integer({ min: 0, max: 11 }),
-        // The device's oldest `head` entries, then `extra` (held or not), maybe reversed.
-        head: fc.integer({ min: 0, max: 4 }),
-        extra: fc.array(n, { maxLength: 3 }),
-        reversed: fc.boolean(),
-      }),
-    },
-    {
-      weight: 2,
+      weight: 4,
       arbitrary: fc.record({
         kind: fc.constant("ackAll" as const),
-        head: fc.integer({ min: 1, max: 4 }),
+        head: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constant(1000)),
       }),
     },
   );
+  const opsArb = fc.oneof(
+    fc.array(mixed, { maxLength: 150, size: "max" }),
+    fc.array(chats, { maxLength: 150, size: "max" }),
+  );
 
-  it("appends (fresh or not, refused by the cap, already held), acks in order or not and unknown ids match a plain list per device", async () => {
+  it("appends (fresh or not, refused by the cap, already held; group chats with rotating senders and changing members), acks in order or not and unknown ids match a plain list per device", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { maxLength: 150, size: "max" }), async (ops) => {
+      fc.asyncProperty(opsArb, async (ops) => {
         const s = new MemoryQueueStore();
         const model = new Model();
+        const members = initialMembers.map((m) => [...m]);
+        /** Bumped by each membership change of a group (the router's registry revision). */
+        const version = GROUPS.map(() => 0);
+        /** The router's frozen recipient arrays by (group, sending device). */
+        const cached = new Map<string, { version: number; list: readonly DeviceKey[] }>();
+        /** Each group's last sending device (a device index, or -1 for none of them). */
+        const lastSender = GROUPS.map(() => -1);
         for (const o of ops) {
-          if (o.kind === "group" || o.kind === "append") {
+          if (o.kind === "chat") {
+            const m = members[o.group]!;
+            let at = o.sender === -1 ? m.indexOf(lastSender[o.group]!) : o.sender % (m.length + 1);
+            if (at === -1) at = m.length;
+            lastSender[o.group] = at < m.length ? m[at]! : -1;
+            if (o.read && at < m.length) {
+              const d = devices[m[at]!]!;
+              const ns = model.of(d).slice();
+              expect(s.removeSync(d, ns.map(mid))).toBe(model.remove(d, ns));
+            }
+            const key = `${o.group}:${at === m.length ? "none" : m[at]}`;
+            const build = () => m.filter((_, i) => i !== at).map((i) => devices[i]!);
+            let to: readonly DeviceKey[];
+            const c = cached.get(key);
+            if (o.list === "new") to = build();
+            else if (o.list === "twiceFirst" || o.list === "twiceLast") {
+              const list = build();
+              to = [...list, list[o.list === "twiceFirst" ? 0 : list.length - 1]!];
+            } else if (c && (o.list === "stale" || c.version === version[o.group])) to = c.list;
+            else {
+              to = Object.freeze(build());
+              cached.set(key, { version: version[o.group]!, list: to });
+            }
+            const fresh = o.fresh && model.minted(o.n);
+            const want = model.append(o.n, to, o.max);
+            expect(s.appendSync(msg(o.n, GROUPS[o.group]), to, o.max, undefined, fresh)).toEqual(
+              want,
+            );
+          } else if (o.kind === "join" || o.kind === "leave") {
+            const m = members[o.group]!;
+            if (o.kind === "join") {
+              const out = devices.map((_, i) => i).filter((i) => !m.includes(i));
+              if (out.length === 0) continue;
+              m.splice(o.at % (m.length + 1), 0, out[o.device % out.length]!);
+            } else {
+              // Down to 9 members: 8 recipients, below a roster.
+              if (m.length <= 9) continue;
+              m.splice(o.at % m.length, 1);
+            }
+            version[o.group]!++;
+          } else if (o.kind === "group" || o.kind === "append") {
             const to =
               o.kind === "group" && o.frozen
                 ? frozen[o.group]!
