@@ -1256,6 +1256,16 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     // Every device new to the store holds no entry of it here either: no search needed. Only
     // when nothing ran since the append: across an await a recover() may have loaded it.
     const fresh = appendedNow && result.added === devices.length;
+    if (devices.length === 1) {
+      // The common 1:1 case: no list of states.
+      const key = devices[0]!;
+      let state = states?.[0];
+      if (state === undefined || state.detached) state = this.#state(key);
+      this.#insert(state, message, true, !fresh);
+      if (!state.detached) this.#settle(state, key, online);
+      if (this.#blocked.size > 0) this.#release();
+      return ACCEPTED;
+    }
     // Every device holds it before any callback runs (an online answer, a transmit that acks
     // or connects synchronously): then the transitions and first transmissions.
     const held = new Array<DeviceState>(devices.length);
