@@ -680,7 +680,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     const current = this.#groupRosters.get(group);
     if (frozen && current) {
       const seen = this.#places.get(recipients);
-      if (seen?.roster === current) return seen;
+      if (seen?.roster === current) {
+        current.used = ++this.#rosterClock;
+        return seen;
+      }
     }
     let place: Place | undefined;
     if (current) {
@@ -697,16 +700,14 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     if (place.roster !== current) {
       if (this.#groupRosters.size >= ROSTERS_MAX) {
-        // The groups posted to least lately (first in the map) go; their devices keep
-        // reading the logs they are attached to.
-        let n = this.#groupRosters.size >> 1;
-        for (const g of this.#groupRosters.keys()) {
-          if (n-- === 0) break;
-          this.#groupRosters.delete(g);
-        }
+        // The half posted to least lately goes; their devices keep reading the logs they
+        // are attached to.
+        const byUse = [...this.#groupRosters].sort((a, b) => a[1].used - b[1].used);
+        for (let k = 0; k < byUse.length >> 1; k++) this.#groupRosters.delete(byUse[k]![0]);
       }
       this.#groupRosters.set(group, place.roster);
     }
+    place.roster.used = ++this.#rosterClock;
     if (frozen) this.#places.set(recipients, place);
     return place;
   }
@@ -1413,6 +1414,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #forget(state: DeviceState): void {
     if (this.#devices.get(state.key) === state) this.#devices.delete(state.key);
     state.detached = true;
+    // (It holds nothing, through a log or not: no roster may count it again.)
+    state.roster = undefined;
   }
 
   /** The entry of message `id` held for the device, if any. */
@@ -1974,7 +1977,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (shared.holders > 0) {
       const r = shared.roster;
       for (const state of r.states) {
-        if (state.roster === r && state.vFrom <= shared.at) this.#materialize(state);
+        if (state.roster === r && !state.detached && state.vFrom <= shared.at) {
+          this.#materialize(state);
+        }
       }
     }
     const list = shared.materialized;

@@ -591,13 +591,23 @@ export class Router extends TypedEmitter<RouterEvents> {
       cached.own === own &&
       sameList(cached.users, users)
     ) {
+      // Used now: to the back of the eviction order.
+      this.#recipientCache.delete(key);
+      this.#recipientCache.set(key, cached);
       return cached.recipients;
     }
     return andThen(this.#recipientDevices(users, sender), (list) => {
       // (Stored only if nothing changed while a remote registry answered.)
       if (registry.revision !== revision) return list;
       const recipients = Object.freeze(list);
-      if (this.#recipientCache.size >= RECIPIENT_CACHE_MAX) this.#recipientCache.clear();
+      if (this.#recipientCache.size >= RECIPIENT_CACHE_MAX) {
+        // The half used least lately (the front of the map) goes.
+        let n = this.#recipientCache.size >> 1;
+        for (const k of this.#recipientCache.keys()) {
+          if (n-- === 0) break;
+          this.#recipientCache.delete(k);
+        }
+      }
       // (A frozen member list, as the memory group store hands out, is kept as given: the
       // next message's list is then recognised at once.)
       const kept = Object.isFrozen(users) ? users : users.slice();

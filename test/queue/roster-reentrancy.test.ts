@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type DeviceKey, ManualClock, type MessageId } from "../../src/core/index.js";
+import { type DeviceKey, groupId, ManualClock, type MessageId } from "../../src/core/index.js";
 import { DeliveryQueue, LoadSignal, MemoryQueueStore } from "../../src/queue/index.js";
 import { dev, envelope } from "./helpers.js";
 
@@ -70,6 +70,38 @@ describe("DeliveryQueue: callbacks inside a roster fan-out", () => {
       ]);
       expect(q.pending(d)).toBe(0);
     }
+    expect(q.depth).toBe(0);
+  });
+});
+
+describe("DeliveryQueue: a roster's forgotten device", () => {
+  it("a sender forgotten while attached is never failed for its own message (found by review)", () => {
+    const clock = new ManualClock();
+    const failed: string[] = [];
+    const q = new DeliveryQueue({
+      clock,
+      ttlMs: 5000,
+      load: new LoadSignal({ clock, histogram: false }),
+      transmit: () => {},
+      onFailed: (e, d) => failed.push(`${e.id}->${d}`),
+    }).sync!;
+    const g = (n: number) => ({ ...envelope(n), to: { group: groupId("g") } });
+    const but = (i: number) => D.filter((_, j) => j !== i);
+    const id = (n: number) => envelope(n).id;
+    q.enqueueSync(g(1), but(0), { fresh: true }); // roster D without d0
+    q.enqueueSync(g(2), but(1), { fresh: true }); // the union roster D; d0 attached, holds m2
+    q.ackSync(D[0]!, [id(2)]); // acked while offline: d0 forgotten
+    q.ackSync(D[1]!, [id(1)]);
+    for (const d of D.slice(2)) q.ackSync(d, [id(1), id(2)]);
+    q.enqueueSync(g(3), but(0), { fresh: true }); // d0 sends: skipped
+    clock.advance(6000);
+    expect(failed).not.toContain(`m3->${D[0]}`);
+    expect(failed.filter((f) => f.startsWith("m3->")).sort()).toEqual(
+      but(0)
+        .map((d) => `m3->${d}`)
+        .sort(),
+    );
+    expect(q.pending(D[0]!)).toBe(0);
     expect(q.depth).toBe(0);
   });
 });

@@ -67,7 +67,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       lane: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, fc.integer({ min: 0, max: 2 })),
       online: fc.boolean(),
       frozen: fc.boolean(),
-      sender: fc.oneof({ weight: 2, arbitrary: fc.constant(-1) }, fc.integer({ min: 0, max: 3 })),
+      sender: fc.oneof(
+        { weight: 2, arbitrary: fc.constant(-1) },
+        { weight: 2, arbitrary: fc.integer({ min: 0, max: 3 }) },
+        { weight: 1, arbitrary: fc.integer({ min: 0, max: N - 1 }) },
+      ),
       group: fc.boolean(),
     }),
   },
@@ -125,7 +129,7 @@ const configArb = fc.record({
     fc.integer({ min: 1, max: 40 }),
   ),
   /** Every device connected at the start (the usual group: most members online). */
-  startConnected: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
+  startConnected: fc.oneof({ weight: 2, arbitrary: fc.constant(true) }, fc.constant(false)),
   randomize: fc.boolean(),
   releaseBacklog: fc.constantFrom(1, 2, 1_000_000),
   /** Every third transmission to a device is acked from inside transmit (an in-process router). */
