@@ -758,16 +758,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     if (new Set(recipients).size !== n) return undefined;
     if (this.#rosterCount >= ROSTERS_MAX) this.#evictRosters();
-    const keys = Object.isFrozen(recipients) ? recipients : recipients.slice();
-    const r: Roster = {
-      keys,
-      states: keys.map((k) => this.#state(k)),
-      lane: undefined,
-      log: [],
-      head: 0,
-      offset: 0,
-      used: 0,
-    };
+    const r = this.#newRoster(Object.isFrozen(recipients) ? recipients : recipients.slice());
     const list = this.#rosters.get(first);
     if (list) list.push(r);
     else this.#rosters.set(first, [r]);
