@@ -508,7 +508,6 @@ export class MemoryQueueStore implements SyncQueueStore {
     const stamp = r.twice ? ++this.#stamp : 0;
     const end = r.end;
     let holders = 0;
-    let filled = 0;
     let added = 0;
     for (let i = 0; i < n; i++) {
       if (i === skip) {
@@ -521,31 +520,40 @@ export class MemoryQueueStore implements SyncQueueStore {
         box.mark = stamp;
       }
       added++;
-      const at = box.roster;
-      if (at === r) {
-        holders++;
-        continue;
-      }
-      if (at !== undefined) this.#detach(box);
-      if (sizeOf(box.slots) === 0) {
-        box.roster = r;
-        box.from = end;
-        r.attached++;
-        holders++;
-        filled++;
-      } else {
-        this.#add(box, held);
-        loose?.push(i);
-      }
+      if (this.#take(box, r, held, end)) holders++;
+      else loose?.push(i);
     }
-    this.#empty -= filled;
+    this.#logged(r, held, holders, skipped);
+    if (loose !== undefined) r.loose = loose;
+    return added;
+  }
+
+  /**
+   * A roster device takes an appended message: through the log (attached already, or
+   * attached now that it holds nothing: `true`) or as an entry of its own (`false`).
+   */
+  #take(box: Box, r: Roster, held: Held, end: number): boolean {
+    const at = box.roster;
+    if (at === r) return true;
+    if (at !== undefined) this.#detach(box);
+    if (sizeOf(box.slots) === 0) {
+      box.roster = r;
+      box.from = end;
+      r.attached++;
+      this.#empty--;
+      return true;
+    }
+    this.#add(box, held);
+    return false;
+  }
+
+  /** The appended message joins the log if a device holds it there; the skipped device's cursor passes it. */
+  #logged(r: Roster, held: Held, holders: number, skipped: Box | undefined): void {
     if (holders > 0) {
       r.log.push({ id: held.id, held, holders });
       r.end++;
     }
     if (skipped !== undefined) skipped.from = r.end;
-    if (loose !== undefined) r.loose = loose;
-    return added;
   }
 
   /**
@@ -597,29 +605,11 @@ export class MemoryQueueStore implements SyncQueueStore {
       if (i === skip) continue;
       const box = boxes[i]!;
       added++;
-      const at = box.roster;
-      if (at === r) {
-        holders++;
-        continue;
-      }
-      if (at !== undefined) this.#detach(box);
-      if (sizeOf(box.slots) === 0) {
-        box.roster = r;
-        box.from = end;
-        r.attached++;
-        holders++;
-        this.#empty--;
-      } else {
-        this.#add(box, held);
-        next.push(i);
-      }
+      if (this.#take(box, r, held, end)) holders++;
+      else next.push(i);
     }
-    if (holders > 0) {
-      r.log.push({ id: held.id, held, holders });
-      r.end++;
-    }
-    if (skipped !== undefined) skipped.from = r.end;
-    else if (skip >= 0) {
+    this.#logged(r, held, holders, skipped);
+    if (skipped === undefined && skip >= 0) {
       // Not attached: in the hint, in index order.
       let k = next.length;
       while (k > 0 && next[k - 1]! > skip) k--;
