@@ -14,7 +14,7 @@ import {
   LoadSignal,
   MemoryQueueStore,
 } from "../../src/queue/index.js";
-import { dev, envelope } from "./helpers.js";
+import { applyWorldOp, dev, envelope, type WorldOp, worldOpsOver } from "./helpers.js";
 
 /**
  * A fan-out to more than 8 devices is queued through a roster on the synchronous face (one
@@ -47,10 +47,7 @@ type Op =
     }
   | { kind: "direct"; device: number; lane: number }
   | { kind: "ack"; device: number; picks: number[]; head: number }
-  | { kind: "connect"; device: number }
-  | { kind: "disconnect"; device: number }
-  | { kind: "advance"; ms: number }
-  | { kind: "load"; to: boolean | undefined }
+  | WorldOp
   | { kind: "release"; device: number }
   /** The k-th last message queued again, not claimed fresh (a retried enqueue). */
   | { kind: "again"; back: number }
@@ -93,22 +90,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       head: fc.integer({ min: 0, max: 4 }),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("connect" as const), device }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("disconnect" as const), device }) },
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.constantFrom(0, 1, 500, 1000, 2999, 7000, 60_000),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant("load" as const),
-      to: fc.constantFrom(true, false, undefined),
-    }),
-  },
+  ...worldOpsOver(N, { advance: 5 }),
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("release" as const), device }) },
   {
     weight: 2,
@@ -278,22 +260,10 @@ describe("DeliveryQueue: fan-outs through a roster", () => {
               break;
             }
             case "connect":
-              connected.add(DEVICES[op.device]!);
-              a.q.deviceConnected(DEVICES[op.device]!);
-              s.q.deviceConnected(DEVICES[op.device]!);
-              break;
             case "disconnect":
-              connected.delete(DEVICES[op.device]!);
-              a.q.deviceDisconnected(DEVICES[op.device]!);
-              s.q.deviceDisconnected(DEVICES[op.device]!);
-              break;
             case "advance":
-              a.clock.advance(op.ms);
-              s.clock.advance(op.ms);
-              break;
             case "load":
-              a.load.setDegraded(op.to);
-              s.load.setDegraded(op.to);
+              applyWorldOp(op, DEVICES, connected, [a, s]);
               break;
             case "again": {
               const earlier = queued[queued.length - op.back];

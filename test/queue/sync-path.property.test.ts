@@ -15,7 +15,7 @@ import {
   LoadSignal,
   MemoryQueueStore,
 } from "../../src/queue/index.js";
-import { dev, envelope, type WorldOp, worldOps } from "./helpers.js";
+import { applyWorldOp, dev, envelope, type WorldOp, worldOps } from "./helpers.js";
 
 const DEVICES = [dev("d0"), dev("d1"), dev("d2")] as const;
 const LANES: readonly Priority[] = ["high", "normal", "low"];
@@ -157,22 +157,10 @@ describe("DeliveryQueue: sync and async faces", () => {
               break;
             }
             case "connect":
-              connected.add(DEVICES[op.device]!);
-              a.q.deviceConnected(DEVICES[op.device]!);
-              s.q.deviceConnected(DEVICES[op.device]!);
-              break;
             case "disconnect":
-              connected.delete(DEVICES[op.device]!);
-              a.q.deviceDisconnected(DEVICES[op.device]!);
-              s.q.deviceDisconnected(DEVICES[op.device]!);
-              break;
             case "advance":
-              a.clock.advance(op.ms);
-              s.clock.advance(op.ms);
-              break;
             case "load":
-              a.load.setDegraded(op.to);
-              s.load.setDegraded(op.to);
+              applyWorldOp(op, DEVICES, connected, [a, s]);
               break;
             case "check": {
               const env = sent[sent.length - op.of];
