@@ -105,3 +105,30 @@ describe("DeliveryQueue: a roster's forgotten device", () => {
     expect(q.depth).toBe(0);
   });
 });
+
+describe("DeliveryQueue: a group's sender on the group's roster", () => {
+  it("never gets its own message through the log, however the group's messages alternate", () => {
+    const { q, tx } = setup(() => {});
+    const sync = q.sync!;
+    for (const d of D) q.deviceConnected(d);
+    const g = (n: number) => ({ ...envelope(n), to: { group: groupId("g") } });
+    const but = (i: number) => D.filter((_, j) => j !== i);
+    sync.enqueueSync(g(1), D, { fresh: true }); // every device on the group's roster
+    for (const d of D) sync.ackSync(d, [envelope(1).id]); // nothing waiting anywhere
+    sync.enqueueSync(g(2), but(0), { fresh: true }); // d0 sends
+    sync.enqueueSync(g(3), but(1), { fresh: true }); // d1 sends: d0 gets m3
+    for (const d of D) sync.ackSync(d, [envelope(2).id, envelope(3).id]);
+    sync.enqueueSync(g(4), but(2), { fresh: true });
+    expect(tx.filter((t) => t.startsWith(`${D[0]} `))).toEqual([
+      `${D[0]} m1`,
+      `${D[0]} m3`,
+      `${D[0]} m4`,
+    ]);
+    expect(tx.filter((t) => t.startsWith(`${D[1]} `))).toEqual([
+      `${D[1]} m1`,
+      `${D[1]} m2`,
+      `${D[1]} m4`,
+    ]);
+    expect(D.map((d) => q.pending(d))).toEqual(D.map((_, i) => (i === 2 ? 0 : 1)));
+  });
+});

@@ -86,8 +86,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant("ack" as const),
       device,
       picks: fc.array(fc.nat(), { minLength: 0, maxLength: 3 }),
-      // Acks of the oldest held entries, in order (a client's batched acks).
-      head: fc.integer({ min: 0, max: 4 }),
+      // Acks of the oldest held entries, in order (a client's batched acks), or of all of
+      // them (a device that catches up: it then holds nothing, and is on a roster afresh).
+      head: fc.oneof(
+        { weight: 3, arbitrary: fc.integer({ min: 0, max: 4 }) },
+        { weight: 1, arbitrary: fc.constant(1000) },
+      ),
     }),
   },
   ...worldOpsOver(N, { advance: 5 }),
