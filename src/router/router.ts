@@ -71,6 +71,7 @@ export interface RouterHooks {
   /**
    * Runs before a message is accepted (spam filters, blocks, rate limits). Return a
    * {@link Refusal} to refuse it with an error frame; the message is then never stored.
+   * It runs before the message takes its sequence number: `envelope.seq` is 0 here.
    */
   beforeSend?(
     envelope: Envelope,
@@ -498,26 +499,30 @@ export class Router extends TypedEmitter<RouterEvents> {
       }
     }
 
-    const seq = (yield this.#sequences.next(conversation)) as number;
-    const envelope: Envelope = {
+    const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
       id: this.#ids.next("m") as MessageId,
       clientId,
       from: sender.userId,
       fromDevice: sender.deviceId,
       to: target,
       conversation,
-      seq,
+      seq: 0,
       ts: this.#clock.now(),
       text: frame.text,
       attachments: frame.attachments,
       priority: this.#priority(target, users.length, frame.priority),
     };
+    // The hook runs before a number is taken: a refused send leaves no gap (`seq` is 0 there).
     const beforeSend = this.#hooks.beforeSend;
     const refusal = beforeSend
       ? ((yield beforeSend(envelope, sender)) as Refusal | undefined)
       : undefined;
     if (refusal) return errorFrame(refusal.code, refusal.message, frame.id);
+    const seq = (yield this.#sequences.next(conversation)) as number;
+    envelope.seq = seq;
     const result = yield* this.#store(envelope, users, recipients, policy);
+    // A refused enqueue gives its number back when no later one was taken meanwhile.
+    if (!result.ok && this.#sequences.release) yield this.#sequences.release(conversation, seq);
     if (!result.ok && result.code === "duplicate") {
       // The same send was accepted concurrently elsewhere: answer with that one.
       return sentFrame(clientId, conversation, result.record);

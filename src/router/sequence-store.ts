@@ -10,6 +10,13 @@ export interface SequenceStore {
   next(conversation: ConversationId): MaybePromise<number>;
   /** The last number handed out (0 when none). */
   current(conversation: ConversationId): MaybePromise<number>;
+  /**
+   * Gives back `seq` when it is still the last number handed out (a send refused after it
+   * took its number), so the conversation gets no gap; returns whether it did.
+   * @remarks Optional: without it a refused send leaves a gap. When a later number was taken
+   * meanwhile, the gap stays (numbers are never handed out twice).
+   */
+  release?(conversation: ConversationId, seq: number): MaybePromise<boolean>;
 }
 
 /** The in-memory {@link SequenceStore}: it answers at once. */
@@ -29,5 +36,12 @@ export class MemorySequenceStore implements SequenceStore {
 
   current(conversation: ConversationId): number {
     return this.#seq.get(conversation) ?? 0;
+  }
+
+  release(conversation: ConversationId, seq: number): boolean {
+    if (this.#seq.get(conversation) !== seq) return false;
+    if (seq <= 1) this.#seq.delete(conversation);
+    else this.#seq.set(conversation, seq - 1);
+    return true;
   }
 }

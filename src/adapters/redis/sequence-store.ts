@@ -6,7 +6,7 @@ import {
   systemClock,
 } from "../../core/index.js";
 import type { SequenceStore } from "../../router/index.js";
-import type { RedisClient } from "./lua-script.js";
+import { LuaScript, type RedisClient } from "./lua-script.js";
 import {
   callRedis,
   type RedisAdapterOptions,
@@ -14,6 +14,13 @@ import {
   redisAdapterSchema,
   retryPolicy,
 } from "./redis-call.js";
+
+/** Gives back the last number (KEYS[1] = ARGV[1]): one step, so no later number is lost. */
+const RELEASE = new LuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) else redis.call('DECR', KEYS[1]) end
+  return 1
+end
+return 0`);
 
 /** Options for {@link RedisSequenceStore}. */
 export type RedisSequenceStoreOptions = RedisAdapterOptions;
@@ -63,6 +70,16 @@ export class RedisSequenceStore implements SequenceStore {
       throw new RelayError("internal", `RedisSequenceStore: corrupt counter for ${conversation}`);
     }
     return n;
+  }
+
+  async release(conversation: ConversationId, seq: number): Promise<boolean> {
+    const done = await callRedis(
+      "RedisSequenceStore.release",
+      () => RELEASE.run(this.#redis, [this.#key(conversation)], [String(seq)]),
+      this.#clock,
+      { ...this.#retry, attempts: 1 },
+    );
+    return Number(done) === 1;
   }
 
   #key(conversation: ConversationId): string {

@@ -60,5 +60,20 @@ export function sequenceStoreConformance(factory: PortFactory<SequenceStore>): C
       assert.equal(await seq.current(near), 0);
       assert.equal(await seq.next(near), 1);
     }),
+
+    with_("release gives back only the last number handed out (when supported)", async (seq) => {
+      if (!seq.release) return;
+      assert.equal(await seq.next(c1), 1);
+      assert.equal(await seq.next(c1), 2);
+      assert.equal(await seq.release(c1, 1), false);
+      assert.equal(await seq.release(c1, 2), true);
+      assert.equal(await seq.current(c1), 1);
+      assert.equal(await seq.next(c1), 2);
+      assert.equal(await seq.release(c2, 1), false);
+      assert.equal(await seq.next(c2), 1);
+      assert.equal(await seq.release(c2, 1), true);
+      assert.equal(await seq.current(c2), 0);
+      assert.equal(await seq.next(c2), 1);
+    }),
   ];
 }
