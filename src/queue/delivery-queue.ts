@@ -1028,7 +1028,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * The sent receipt of an earlier send with this (sender, client message id) inside the dedupe
    * window, or `undefined`. The router calls it before assigning a sequence number.
    */
-  async checkDuplicate(sender: UserId, clientId: ClientMessageId): Promise<SentRecord | undefined> {
+  async checkDuplicate(
+    sender: DeviceKey,
+    clientId: ClientMessageId,
+  ): Promise<SentRecord | undefined> {
     return this.#io("getSent", () => this.#store.getSent(sender, clientId, this.#clock.now()));
   }
 
@@ -1036,7 +1039,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * {@link checkDuplicate}, answered before returning (see {@link sync}).
    * @throws RelayError `internal` when the store does not answer synchronously; the store's error as {@link checkDuplicate} does
    */
-  checkDuplicateSync(sender: UserId, clientId: ClientMessageId): SentRecord | undefined {
+  checkDuplicateSync(sender: DeviceKey, clientId: ClientMessageId): SentRecord | undefined {
     const store = this.#syncStore ?? this.#noSyncStore("checkDuplicateSync");
     try {
       return store.getSentSync(sender, clientId, this.#clock.now());
@@ -1060,7 +1063,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
    * record wins and is returned. {@link enqueue} calls it unless told `remember: false`.
    */
   async remember(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
   ): Promise<SentRecord> {

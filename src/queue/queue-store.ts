@@ -1,11 +1,12 @@
-import type {
-  ClientMessageId,
-  ConversationId,
-  DeviceKey,
-  Envelope,
-  GroupId,
-  MessageId,
-  UserId,
+import {
+  type ClientMessageId,
+  type ConversationId,
+  type DeviceKey,
+  deviceKey,
+  type Envelope,
+  type GroupId,
+  type MessageId,
+  type UserId,
 } from "../core/index.js";
 import { matchRoster } from "./roster-match.js";
 
@@ -69,18 +70,22 @@ export interface QueueStore {
   /** Removes a device's entries by message id; unknown ids are ignored. Returns how many went. */
   remove(device: DeviceKey, ids: readonly MessageId[]): Promise<number>;
   /**
-   * Keeps `record` for (sender, client id) until `expiresAt`, unless a live record is already
+   * Keeps `record` for (sending device, client id) until `expiresAt`, unless a live record is already
    * there: the first write wins. Returns the record in force.
    */
   putSent(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
     now: number,
   ): Promise<SentRecord>;
   /** The live record for (sender, client id) at `now`, if any. */
-  getSent(sender: UserId, clientId: ClientMessageId, now: number): Promise<SentRecord | undefined>;
+  getSent(
+    sender: DeviceKey,
+    clientId: ClientMessageId,
+    now: number,
+  ): Promise<SentRecord | undefined>;
 }
 
 /**
@@ -102,14 +107,14 @@ export interface SyncQueueStore extends QueueStore {
   removeSync(device: DeviceKey, ids: readonly MessageId[]): number;
   /** {@link QueueStore.putSent}, answered before returning. */
   putSentSync(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
     now: number,
   ): SentRecord;
   /** {@link QueueStore.getSent}, answered before returning. */
-  getSentSync(sender: UserId, clientId: ClientMessageId, now: number): SentRecord | undefined;
+  getSentSync(sender: DeviceKey, clientId: ClientMessageId, now: number): SentRecord | undefined;
 }
 
 /** Whether `store` also answers synchronously (it has every {@link SyncQueueStore} method). */
@@ -123,6 +128,14 @@ export function isSyncQueueStore(store: QueueStore): store is SyncQueueStore {
   );
 }
 
+/**
+ * Whose client ids an envelope's dedupe record is under: its sending device. Dedupe is per
+ * (user, device, client id), so two devices of one user never collide on a client id.
+ */
+export function sentBy(envelope: Envelope): DeviceKey {
+  return deviceKey(envelope.from, envelope.fromDevice);
+}
+
 /** The sent record of an envelope: what a retried send with its client id is answered with. */
 export function sentRecordOf(envelope: Envelope): SentRecord {
   return {
@@ -134,7 +147,7 @@ export function sentRecordOf(envelope: Envelope): SentRecord {
 }
 
 interface SentSlot {
-  readonly sender: UserId;
+  readonly sender: DeviceKey;
   readonly clientId: ClientMessageId;
   readonly record: SentRecord;
   readonly expiresAt: number;
@@ -322,7 +335,7 @@ export class MemoryQueueStore implements SyncQueueStore {
   /** The cached rosters (of groups and not), oldest first, for eviction. */
   #rosterOrder: Roster[] = [];
   #rosterKeys = 0;
-  readonly #sent = new Map<UserId, Map<ClientMessageId, SentSlot>>();
+  readonly #sent = new Map<DeviceKey, Map<ClientMessageId, SentSlot>>();
   /** Every slot in insertion order, for the sweep. */
   #sentOrder: SentSlot[] = [];
   #sentHead = 0;
@@ -351,7 +364,7 @@ export class MemoryQueueStore implements SyncQueueStore {
     /** A live record of this very message: it stays (the first write wins). */
     let remembered = false;
     if (dedupeUntil !== undefined) {
-      const slot = this.#sent.get(env.from)?.get(env.clientId);
+      const slot = this.#sent.get(sentBy(env))?.get(env.clientId);
       if (slot && slot.expiresAt > message.enqueuedAt) {
         if (slot.record.messageId !== id) return { ok: false, duplicate: slot.record };
         remembered = true;
@@ -370,7 +383,7 @@ export class MemoryQueueStore implements SyncQueueStore {
           : this.#appendAll(message, recipients, maxPerDevice, fresh);
     if (typeof added !== "number") return added;
     if (dedupeUntil !== undefined && !remembered) {
-      this.#remember(env.from, env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
+      this.#remember(sentBy(env), env.clientId, sentRecordOf(env), dedupeUntil, message.enqueuedAt);
     }
     return added === 1 ? ADDED_ONE : { ok: true, added };
   }
@@ -992,7 +1005,7 @@ export class MemoryQueueStore implements SyncQueueStore {
   }
 
   async putSent(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
@@ -1003,7 +1016,7 @@ export class MemoryQueueStore implements SyncQueueStore {
 
   /** Synchronous {@link putSent}. */
   putSentSync(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
@@ -1015,9 +1028,9 @@ export class MemoryQueueStore implements SyncQueueStore {
     return record;
   }
 
-  /** Keeps `record` for (sender, client id): the caller found no live record there. */
+  /** Keeps `record` for (sending device, client id): the caller found no live record there. */
   #remember(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
@@ -1035,7 +1048,7 @@ export class MemoryQueueStore implements SyncQueueStore {
   }
 
   async getSent(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     now: number,
   ): Promise<SentRecord | undefined> {
@@ -1043,7 +1056,7 @@ export class MemoryQueueStore implements SyncQueueStore {
   }
 
   /** Synchronous {@link getSent}. */
-  getSentSync(sender: UserId, clientId: ClientMessageId, now: number): SentRecord | undefined {
+  getSentSync(sender: DeviceKey, clientId: ClientMessageId, now: number): SentRecord | undefined {
     const slot = this.#sent.get(sender)?.get(clientId);
     return slot && slot.expiresAt > now ? slot.record : undefined;
   }

@@ -41,7 +41,7 @@ export interface Outbox {
   /** The device disconnected: hold its entries until it returns. */
   deviceDisconnected(device: DeviceKey): void | Promise<void>;
   /** The original send, if (sender, clientId) was accepted recently. */
-  checkDuplicate(sender: UserId, clientId: ClientMessageId): Promise<SentRecord | undefined>;
+  checkDuplicate(sender: DeviceKey, clientId: ClientMessageId): Promise<SentRecord | undefined>;
   /** Stops timers. */
   close(): void | Promise<void>;
   /**
@@ -62,7 +62,7 @@ export interface SyncOutbox {
   /** {@link Outbox.ack}, answered before returning: how many entries were removed. */
   ackSync(device: DeviceKey, ids: readonly MessageId[]): number;
   /** {@link Outbox.checkDuplicate}, answered before returning. */
-  checkDuplicateSync(sender: UserId, clientId: ClientMessageId): SentRecord | undefined;
+  checkDuplicateSync(sender: DeviceKey, clientId: ClientMessageId): SentRecord | undefined;
 }
 
 /** Builds an outbox around the router's hooks. */

@@ -413,7 +413,7 @@ export class Router extends TypedEmitter<RouterEvents> {
         "from",
       );
     }
-    const key = `${sender.userId}\u0000${frame.id}`;
+    const key = `${sender.userId}\u0000${sender.deviceId}\u0000${frame.id}`;
     const running = this.#inflight.get(key);
     if (running) return running;
     let answer: MaybePromise<ServerFrame>;
@@ -438,9 +438,11 @@ export class Router extends TypedEmitter<RouterEvents> {
         ? directConversation(sender.userId, target.user)
         : groupConversation(target.group);
     const sync = this.outbox.sync;
+    // Dedupe is per sending device: another device of the user may use the same client id.
+    const by = deviceKey(sender.userId, sender.deviceId);
     const earlier = sync
-      ? sync.checkDuplicateSync(sender.userId, clientId)
-      : ((yield this.outbox.checkDuplicate(sender.userId, clientId)) as SentRecord | undefined);
+      ? sync.checkDuplicateSync(by, clientId)
+      : ((yield this.outbox.checkDuplicate(by, clientId)) as SentRecord | undefined);
     if (earlier) return sentFrame(clientId, conversation, earlier);
 
     let users: readonly UserId[];

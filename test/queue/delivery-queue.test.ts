@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
   type DeviceKey,
+  deviceId,
+  deviceKey,
   type Envelope,
   isRelayError,
   ManualClock,
@@ -19,6 +21,7 @@ import {
   type QueueStore,
   resolveRetryPolicy,
   retryDelay,
+  sentBy,
 } from "../../src/queue/index.js";
 import { asyncStore, dev, envelope } from "./helpers.js";
 
@@ -256,7 +259,11 @@ describe("DeliveryQueue: the synchronous face", () => {
     for (const call of [
       () => asyncOnly.enqueueSync(envelope(1), [phone]),
       () => asyncOnly.ackSync(phone, [mid(1)]),
-      () => asyncOnly.checkDuplicateSync(userId("alice"), envelope(1).clientId),
+      () =>
+        asyncOnly.checkDuplicateSync(
+          deviceKey(userId("alice"), deviceId("a1")),
+          envelope(1).clientId,
+        ),
     ]) {
       expect(call).toThrow(expect.objectContaining({ code: "internal" }));
     }
@@ -271,7 +278,9 @@ describe("DeliveryQueue: the synchronous face", () => {
     });
     expect(ids()).toEqual(["m1", "m1"]);
     expect(await store.count(phone)).toBe(1);
-    expect(sync.checkDuplicateSync(userId("alice"), envelope(1).clientId)).toEqual({
+    expect(
+      sync.checkDuplicateSync(deviceKey(userId("alice"), deviceId("a1")), envelope(1).clientId),
+    ).toEqual({
       messageId: mid(1),
       conversation: envelope(1).conversation,
       seq: 1,
@@ -282,7 +291,10 @@ describe("DeliveryQueue: the synchronous face", () => {
     expect(sync.enqueueSync(again, [phone])).toEqual({
       ok: false,
       code: "duplicate",
-      record: await q.checkDuplicate(userId("alice"), envelope(1).clientId),
+      record: await q.checkDuplicate(
+        deviceKey(userId("alice"), deviceId("a1")),
+        envelope(1).clientId,
+      ),
     });
     sync.enqueueSync(envelope(3), [phone]);
     expect(sync.enqueueSync(envelope(4), [phone])).toEqual({
@@ -487,7 +499,7 @@ describe("DeliveryQueue: dedupe", () => {
   it("remembers (sender, client id) for the window and a retried send is delivered once", async () => {
     const { clock, q, ids } = setup({ dedupeWindowMs: 60_000 });
     const send = async (e: Envelope) => {
-      const dup = await q.checkDuplicate(e.from, e.clientId);
+      const dup = await q.checkDuplicate(sentBy(e), e.clientId);
       if (dup) return dup;
       await q.enqueue(e, [phone], { online: on });
       return undefined;
@@ -501,20 +513,24 @@ describe("DeliveryQueue: dedupe", () => {
       ts: 0,
     });
     expect(ids()).toEqual(["m1"]);
-    expect(await q.checkDuplicate(userId("mallory"), envelope(1).clientId)).toBeUndefined();
+    expect(
+      await q.checkDuplicate(deviceKey(userId("mallory"), deviceId("a1")), envelope(1).clientId),
+    ).toBeUndefined();
     clock.advance(60_000);
-    expect(await q.checkDuplicate(userId("alice"), envelope(1).clientId)).toBeUndefined();
+    expect(
+      await q.checkDuplicate(deviceKey(userId("alice"), deviceId("a1")), envelope(1).clientId),
+    ).toBeUndefined();
   });
 
   it("remember keeps the first record; enqueue can skip remembering", async () => {
     const { q } = setup();
     const a = envelope(1);
     const rec = { messageId: a.id, conversation: a.conversation, seq: 1, ts: 0 };
-    expect(await q.remember(a.from, a.clientId, rec)).toEqual(rec);
-    expect(await q.remember(a.from, a.clientId, { ...rec, seq: 2 })).toEqual(rec);
+    expect(await q.remember(sentBy(a), a.clientId, rec)).toEqual(rec);
+    expect(await q.remember(sentBy(a), a.clientId, { ...rec, seq: 2 })).toEqual(rec);
     const b = envelope(2);
     await q.enqueue(b, [phone], { online: off, remember: false });
-    expect(await q.checkDuplicate(b.from, b.clientId)).toBeUndefined();
+    expect(await q.checkDuplicate(sentBy(b), b.clientId)).toBeUndefined();
   });
 });
 
@@ -531,7 +547,9 @@ describe("DeliveryQueue: bounds", () => {
     expect(q.pending(laptop)).toBe(0);
     expect(await store.count(laptop)).toBe(0);
     expect(ids()).toEqual(["m1", "m2"]);
-    expect(await q.checkDuplicate(userId("alice"), envelope(3).clientId)).toBeUndefined();
+    expect(
+      await q.checkDuplicate(deviceKey(userId("alice"), deviceId("a1")), envelope(3).clientId),
+    ).toBeUndefined();
     await q.ack(phone, [mid(1)]);
     expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({ ok: true });
     expect(q.stats.refused).toBe(1);

@@ -2,6 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type DeviceKey,
+  deviceId,
+  deviceKey,
   type GroupId,
   groupId,
   type MessageId,
@@ -78,16 +80,16 @@ describe("MemoryQueueStore: synchronous methods", () => {
 
   it("getSentSync and putSentSync answer as getSent and putSent do", async () => {
     const s = new MemoryQueueStore();
-    const alice = userId("alice");
+    const aliceA1 = deviceKey(userId("alice"), deviceId("a1"));
     const { clientId } = envelope(1);
     const first = sentRecordOf(envelope(1));
-    expect(s.getSentSync(alice, clientId, 0)).toBeUndefined();
-    expect(s.putSentSync(alice, clientId, first, 100, 0)).toBe(first);
-    expect(s.putSentSync(alice, clientId, sentRecordOf(envelope(2)), 100, 50)).toBe(first);
-    expect(s.getSentSync(alice, clientId, 99)).toBe(first);
-    expect(await s.getSent(alice, clientId, 99)).toBe(first);
-    expect(s.getSentSync(alice, clientId, 100)).toBeUndefined();
-    expect(await s.getSent(alice, clientId, 100)).toBeUndefined();
+    expect(s.getSentSync(aliceA1, clientId, 0)).toBeUndefined();
+    expect(s.putSentSync(aliceA1, clientId, first, 100, 0)).toBe(first);
+    expect(s.putSentSync(aliceA1, clientId, sentRecordOf(envelope(2)), 100, 50)).toBe(first);
+    expect(s.getSentSync(aliceA1, clientId, 99)).toBe(first);
+    expect(await s.getSent(aliceA1, clientId, 99)).toBe(first);
+    expect(s.getSentSync(aliceA1, clientId, 100)).toBeUndefined();
+    expect(await s.getSent(aliceA1, clientId, 100)).toBeUndefined();
   });
 });
 

@@ -2,6 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type DeviceKey,
+  deviceId,
+  deviceKey,
   type Envelope,
   ManualClock,
   type MessageId,
@@ -165,8 +167,14 @@ describe("DeliveryQueue: sync and async faces", () => {
             case "check": {
               const env = sent[sent.length - op.of];
               if (!env) break;
-              answerA = await a.q.checkDuplicate(userId("alice"), env.clientId);
-              answerS = fast.checkDuplicateSync(userId("alice"), env.clientId);
+              answerA = await a.q.checkDuplicate(
+                deviceKey(userId("alice"), deviceId("a1")),
+                env.clientId,
+              );
+              answerS = fast.checkDuplicateSync(
+                deviceKey(userId("alice"), deviceId("a1")),
+                env.clientId,
+              );
               break;
             }
           }

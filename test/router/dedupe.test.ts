@@ -6,10 +6,11 @@ describe("Router dedupe across nodes", () => {
   it("the same send accepted concurrently on two nodes is stored and delivered once", async () => {
     const c = cluster(2);
     const onA = await c.connect(0, "alice", "phone");
-    const onB = await c.connect(1, "alice", "laptop");
+    const onB = await c.connect(1, "alice", "phone");
     const bob = await c.connect(1, "bob", "phone");
     const frame = JSON.stringify({ type: "send", id: "same", to: { user: "bob" }, text: "once" });
-    // A client that reconnected elsewhere resends while the first node is still accepting.
+    // A client that reconnected elsewhere (same device, the old socket not closed yet) resends
+    // while the first node is still accepting.
     await Promise.all([
       c.nodes[0]!.gateway.receive(onA.conn, frame),
       c.nodes[1]!.gateway.receive(onB.conn, frame),

@@ -11,6 +11,7 @@ import {
   type QueuedMessage,
   type QueueStore,
   type SentRecord,
+  sentBy,
   sentRecordOf,
 } from "../../queue/index.js";
 import { LuaScript, type RedisClient } from "./lua-script.js";
@@ -166,7 +167,7 @@ export class RedisQueueStore implements QueueStore {
       JSON.stringify(message),
       Math.min(maxPerDevice, Number.MAX_SAFE_INTEGER),
       dedupe ? "1" : "0",
-      dedupe ? sentField(env.from, env.clientId) : "",
+      dedupe ? sentField(sentBy(env), env.clientId) : "",
       dedupe ? `${dedupeUntil}|${JSON.stringify(sentRecordOf(env))}` : "",
       dedupe ? dedupeUntil : 0,
       message.enqueuedAt,
@@ -220,7 +221,7 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async putSent(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     record: SentRecord,
     expiresAt: number,
@@ -237,7 +238,7 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async getSent(
-    sender: UserId,
+    sender: DeviceKey,
     clientId: ClientMessageId,
     now: number,
   ): Promise<SentRecord | undefined> {
@@ -270,7 +271,7 @@ export class RedisQueueStore implements QueueStore {
   }
 }
 
-function sentField(sender: UserId, clientId: ClientMessageId): string {
+function sentField(sender: DeviceKey, clientId: ClientMessageId): string {
   return JSON.stringify([sender, clientId]);
 }
 

@@ -21,6 +21,8 @@ import {
 import type { ConformanceCase, PortFactory } from "./types.js";
 
 const alice = userId("alice");
+/** Alice's device a1, whose client ids the dedupe records are under. */
+const aliceA1 = deviceKey(alice, deviceId("a1"));
 const phone = deviceKey(userId("bob"), deviceId("phone"));
 const laptop = deviceKey(userId("bob"), deviceId("laptop"));
 const carol = deviceKey(userId("carol"), deviceId("web"));
@@ -148,31 +150,34 @@ export function queueStoreConformance(factory: PortFactory<QueueStore>): Conform
 
     use("getSent finds a live record and forgets it after expiry", async (s) => {
       const c: ClientMessageId = clientMessageId("c1");
-      assert.equal(await s.getSent(alice, c, 0), undefined);
-      assert.deepEqual(await s.putSent(alice, c, record(1), 5000, 1000), record(1));
-      assert.deepEqual(await s.getSent(alice, c, 4999), record(1));
-      assert.equal(await s.getSent(alice, c, 5000), undefined);
-      assert.equal(await s.getSent(userId("mallory"), c, 2000), undefined);
-      assert.equal(await s.getSent(alice, clientMessageId("c2"), 2000), undefined);
+      assert.equal(await s.getSent(aliceA1, c, 0), undefined);
+      assert.deepEqual(await s.putSent(aliceA1, c, record(1), 5000, 1000), record(1));
+      assert.deepEqual(await s.getSent(aliceA1, c, 4999), record(1));
+      assert.equal(await s.getSent(aliceA1, c, 5000), undefined);
+      assert.equal(
+        await s.getSent(deviceKey(userId("mallory"), deviceId("a1")), c, 2000),
+        undefined,
+      );
+      assert.equal(await s.getSent(aliceA1, clientMessageId("c2"), 2000), undefined);
     }),
 
     use("putSent: the first live record wins; an expired one is replaced", async (s) => {
       const c = clientMessageId("c1");
-      await s.putSent(alice, c, record(1), 5000, 1000);
-      assert.deepEqual(await s.putSent(alice, c, record(2), 9000, 2000), record(1));
-      assert.deepEqual(await s.getSent(alice, c, 3000), record(1));
-      assert.deepEqual(await s.putSent(alice, c, record(3), 9000, 6000), record(3));
-      assert.deepEqual(await s.getSent(alice, c, 7000), record(3));
+      await s.putSent(aliceA1, c, record(1), 5000, 1000);
+      assert.deepEqual(await s.putSent(aliceA1, c, record(2), 9000, 2000), record(1));
+      assert.deepEqual(await s.getSent(aliceA1, c, 3000), record(1));
+      assert.deepEqual(await s.putSent(aliceA1, c, record(3), 9000, 6000), record(3));
+      assert.deepEqual(await s.getSent(aliceA1, c, 7000), record(3));
     }),
 
     use("append with dedupeUntil also records the sent receipt, first write winning", async (s) => {
       const m = message(1);
       await s.append(m, [phone], 10, 5000);
       assert.deepEqual(
-        await s.getSent(alice, clientMessageId("c1"), 4999),
+        await s.getSent(aliceA1, clientMessageId("c1"), 4999),
         sentRecordOf(m.envelope),
       );
-      assert.equal(await s.getSent(alice, clientMessageId("c1"), 5000), undefined);
+      assert.equal(await s.getSent(aliceA1, clientMessageId("c1"), 5000), undefined);
       const other = {
         ...message(2),
         envelope: { ...message(2).envelope, clientId: clientMessageId("c1") },
@@ -184,36 +189,61 @@ export function queueStoreConformance(factory: PortFactory<QueueStore>): Conform
       });
       assert.deepEqual(ids(await s.list(phone)), ["m1"]);
       assert.deepEqual(
-        await s.getSent(alice, clientMessageId("c1"), 2000),
+        await s.getSent(aliceA1, clientMessageId("c1"), 2000),
         sentRecordOf(m.envelope),
       );
       // Re-appending the same message (a retried write) is not a duplicate.
       assert.deepEqual(await s.append(m, [phone], 10, 5000), { ok: true, added: 0 });
     }),
 
+    use(
+      "dedupe records are per sending device: another device may reuse a client id",
+      async (s) => {
+        const m = message(1);
+        await s.append(m, [phone], 10, 5000);
+        const fromLaptop = {
+          ...message(2),
+          envelope: {
+            ...message(2).envelope,
+            clientId: clientMessageId("c1"),
+            fromDevice: deviceId("a2"),
+          },
+        };
+        assert.deepEqual(await s.append(fromLaptop, [phone], 10, 5000), { ok: true, added: 1 });
+        assert.deepEqual(
+          await s.getSent(deviceKey(alice, deviceId("a2")), clientMessageId("c1"), 1000),
+          sentRecordOf(fromLaptop.envelope),
+        );
+        assert.deepEqual(
+          await s.getSent(aliceA1, clientMessageId("c1"), 1000),
+          sentRecordOf(m.envelope),
+        );
+      },
+    ),
+
     use("a refused append records no sent receipt", async (s) => {
       await s.append(message(1), [phone], 1);
       const r = await s.append(message(2), [phone], 1, 5000);
       assert.equal(r.ok, false);
-      assert.equal(await s.getSent(alice, clientMessageId("c2"), 1000), undefined);
+      assert.equal(await s.getSent(aliceA1, clientMessageId("c2"), 1000), undefined);
     }),
 
     use("dedupe records expire independently over time", async (s) => {
       for (let n = 0; n < 30; n++) {
-        await s.putSent(alice, clientMessageId(`c${n}`), record(n), 10_000 + n * 1000, n * 100);
+        await s.putSent(aliceA1, clientMessageId(`c${n}`), record(n), 10_000 + n * 1000, n * 100);
       }
       const now = 25_500; // c0..c15 have expired
-      await s.putSent(alice, clientMessageId("late"), record(99), now + 10_000, now);
+      await s.putSent(aliceA1, clientMessageId("late"), record(99), now + 10_000, now);
       for (let n = 0; n < 30; n++) {
-        const got = await s.getSent(alice, clientMessageId(`c${n}`), now);
+        const got = await s.getSent(aliceA1, clientMessageId(`c${n}`), now);
         assert.deepEqual(got, n <= 15 ? undefined : record(n), `c${n}`);
       }
-      assert.deepEqual(await s.getSent(alice, clientMessageId("late"), now), record(99));
+      assert.deepEqual(await s.getSent(aliceA1, clientMessageId("late"), now), record(99));
       assert.deepEqual(
-        await s.putSent(alice, clientMessageId("c3"), record(3), now + 5000, now),
+        await s.putSent(aliceA1, clientMessageId("c3"), record(3), now + 5000, now),
         record(3),
       );
-      assert.deepEqual(await s.getSent(alice, clientMessageId("c3"), now + 4999), record(3));
+      assert.deepEqual(await s.getSent(aliceA1, clientMessageId("c3"), now + 4999), record(3));
     }),
 
     use("many devices and messages stay separate", async (s) => {

@@ -89,7 +89,10 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     expect(at(phone)).toEqual(Array.from({ length: 40 }, (_, i) => `m${i + 11}`));
     expect(at(laptop)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i + 1}`));
     // Dedupe survives too: a retried send of c5 is answered from the record A wrote.
-    expect((await b.checkDuplicate(userId("alice"), clientMessageId("c5")))?.messageId).toBe("m5");
+    expect(
+      (await b.checkDuplicate(deviceKey(userId("alice"), deviceId("a1")), clientMessageId("c5")))
+        ?.messageId,
+    ).toBe("m5");
     b.close();
   });
 
@@ -141,10 +144,28 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     const s = new RedisQueueStore({ redis: c, prefix });
     const rec = { messageId: messageId("m"), conversation: conversationId("c"), seq: 1, ts: 1 };
     for (let i = 0; i < 150; i++)
-      await s.putSent(userId("a"), clientMessageId(`c${i}`), rec, 100 + i, 0);
-    await s.putSent(userId("a"), clientMessageId("late"), rec, 10_000, 5000);
+      await s.putSent(
+        deviceKey(userId("a"), deviceId("a1")),
+        clientMessageId(`c${i}`),
+        rec,
+        100 + i,
+        0,
+      );
+    await s.putSent(
+      deviceKey(userId("a"), deviceId("a1")),
+      clientMessageId("late"),
+      rec,
+      10_000,
+      5000,
+    );
     expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(51);
-    await s.putSent(userId("a"), clientMessageId("later"), rec, 10_000, 5000);
+    await s.putSent(
+      deviceKey(userId("a"), deviceId("a1")),
+      clientMessageId("later"),
+      rec,
+      10_000,
+      5000,
+    );
     expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(2);
   });
 
@@ -179,7 +200,9 @@ describe.skipIf(!url)("RedisQueueStore", () => {
       expect((await s2.list(phone)).map((m) => m.envelope.id)).toEqual(
         Array.from({ length: 99 }, (_, i) => `m${i + 2}`),
       );
-      expect(await s2.getSent(userId("alice"), clientMessageId("c7"), 0)).toMatchObject({
+      expect(
+        await s2.getSent(deviceKey(userId("alice"), deviceId("a1")), clientMessageId("c7"), 0),
+      ).toMatchObject({
         messageId: "m7",
       });
       c2.disconnect();
