@@ -303,7 +303,8 @@ function notice(toUser: UserId, frame: ServerReceiptFrame, exceptDevice?: Device
   return exceptDevice === undefined ? { toUser, frame } : { toUser, exceptDevice, frame };
 }
 
-const isFinal = (s: ReceiptState): boolean => s === "read" || s === "failed";
+/** Nothing can change a read; a failure can still move up (a late delivery), so it is not final. */
+const isFinal = (s: ReceiptState): boolean => s === "read";
 
 /** An interned device key, with the stamp of the last track call that listed it. */
 interface Interned {
@@ -450,7 +451,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     for (const [u, d] of readers) {
       if (after.get(u) === "read") out.ids(u, "read", u, d, at, m.id, d);
     }
-    yield* this.#finish(out, isDone(after) ? [m.id] : []);
+    yield* this.#finish(out, isDone(after) ? [m.id] : [], unsettled(states));
     return true;
   }
 
@@ -497,6 +498,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       const out = new Outbox();
       out.watermark(byUser, conversation, upTo, byUser, byDevice, at, byDevice);
       const release: MessageId[] = [];
+      const waiting: MessageId[] = [];
       const ids = (yield this.#store.inRange(
         conversation,
         adv.previous?.upTo ?? 0,
@@ -525,21 +527,29 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
           const after = recipientStatuses(m.recipients, rec.states, m.seq, wmsAfter);
           yield* this.#evaluate(m, before, after, cause, out, show);
           if (isDone(after)) release.push(id);
+          if (isDone(after) && unsettled(rec.states)) waiting.push(id);
         }
       }
-      yield* this.#finish(out, release);
+      yield* this.#finish(out, release, waiting);
       return { advanced: true, upTo };
     });
   }
 
   /**
-   * The delivery queue gave up on one recipient device. The sender gets one `failed` receipt
-   * per message (on its first failed device). `failed` after `delivered` is refused.
+   * The delivery queue gave up on one recipient device. The sender's status for a recipient
+   * user is the maximum over that user's devices (Signal's MessageSendState): the sender gets
+   * `failed` only when no device of a recipient user got it, once per message; a later
+   * `delivered` or `read` from any device moves it up again. `failed` after `delivered` is
+   * refused; a message released as final (read) lately is already settled (`changed: false`).
    */
   failed(messageId: MessageId, device: DeviceKey, reason: string): MaybePromise<FailedResult> {
     return this.#serial(function* () {
       const rec = (yield this.#store.load(messageId)) as ReceiptRecord | undefined;
-      if (!rec) return { error: "unknown_message" as const };
+      if (!rec) {
+        return this.#isRecent(messageId)
+          ? { changed: false }
+          : { error: "unknown_message" as const };
+      }
       const m = rec.message;
       const i = m.recipients.indexOf(device);
       if (i < 0) return { error: "recipient_unknown" as const };
@@ -548,16 +558,19 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       if (!r.changed) return { changed: false };
       const at = this.#clock.now();
       const states = Array.from(rec.states);
-      const firstFailure = !states.includes("failed");
       const wms = (yield this.#store.watermarks(m.conversation)) as ReadonlyMap<UserId, Watermark>;
       const before = recipientStatuses(m.recipients, states, m.seq, wms);
       states[i] = "failed";
       yield this.#store.setState(m.id, i, "failed", at);
       const after = recipientStatuses(m.recipients, states, m.seq, wms);
       const out = new Outbox();
-      if (firstFailure) out.failed(m, reason, at);
+      // Told once per message, when a first recipient user has it on no device.
+      const user = splitDeviceKey(device).userId;
+      let told = false;
+      for (const st of before.values()) if (st === "failed") told = true;
+      if (!told && after.get(user) === "failed") out.failed(m, reason, at);
       yield* this.#evaluate(m, before, after, { at, devices: new Map() }, out, this.#privacy());
-      yield* this.#finish(out, isDone(after) ? [m.id] : []);
+      yield* this.#finish(out, isDone(after) ? [m.id] : [], unsettled(states));
       return { changed: true };
     });
   }
@@ -828,6 +841,7 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     const key = deviceKey(byUser, byDevice);
     const out = new Outbox();
     const release: MessageId[] = [];
+    const waiting: MessageId[] = [];
     const show = this.#privacy();
     const cause: Cause = { at, devices: new Map([[byUser, byDevice]]) };
     for (const id of new Set(messageIds)) {
@@ -877,8 +891,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         out.ids(byUser, "read", byUser, byDevice, at, id, byDevice);
       }
       if (isDone(after)) release.push(id);
+      if (isDone(after) && unsettled(states)) waiting.push(id);
     }
-    yield* this.#finish(out, release);
+    yield* this.#finish(out, release, waiting);
     return { applied, buffered, ignored, rejected };
   }
 
@@ -927,11 +942,23 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
     }
   }
 
-  *#finish(out: Outbox, release: readonly MessageId[]): Steps<void> {
+  /**
+   * Releases final messages and sends the collected frames. A released id is remembered for
+   * `bufferMs` (late duplicate acks are ignored), or for `retentionMs` when a device still
+   * waits (`waiting`: its failure must not tell the sender `failed` after the read); at most
+   * `maxBuffered` ids are remembered, the oldest forgotten first.
+   */
+  *#finish(
+    out: Outbox,
+    release: readonly MessageId[],
+    waiting: boolean | readonly MessageId[] = false,
+  ): Steps<void> {
     if (release.length > 0) {
       yield this.#store.release(release);
-      const until = this.#clock.now() + this.#opts.bufferMs;
+      const now = this.#clock.now();
       for (const id of release) {
+        const long = waiting === true || (waiting !== false && waiting.includes(id));
+        const until = now + (long ? this.#opts.retentionMs : this.#opts.bufferMs);
         this.#recent.set(id, until);
         this.#recentIds.push(id);
         this.#recentUntil.push(until);
@@ -945,7 +972,9 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   /** True when `id` was released as final less than `bufferMs` ago; prunes older entries. */
   #isRecent(id: MessageId): boolean {
     this.#pruneRecent();
-    return this.#recent.has(id);
+    // (Pruning stops at the oldest live entry: a shorter-lived one behind it is checked here.)
+    const until = this.#recent.get(id);
+    return until !== undefined && until > this.#clock.now();
   }
 
   /** Forgets recently-final ids older than `bufferMs` or beyond `maxBuffered`, oldest first. */
@@ -1034,10 +1063,18 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   }
 }
 
-/** Final for every recipient user: read, or every device failed. */
+/** Final for every recipient user: read. (A failed one stays tracked, until retention, for a late delivery.) */
 function isDone(statuses: ReadonlyMap<UserId, ReceiptState>): boolean {
   for (const s of statuses.values()) if (!isFinal(s)) return false;
   return true;
+}
+
+/** Whether a device of the message is still waiting (it may yet fail in the queue). */
+function unsettled(states: ArrayLike<ReceiptState>): boolean {
+  for (let i = 0; i < states.length; i++) {
+    if (states[i] === "sent" || states[i] === "accepted") return true;
+  }
+  return false;
 }
 
 function time(t: number): number | undefined {

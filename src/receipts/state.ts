@@ -29,8 +29,8 @@ export type TransitionResult =
 
 /**
  * Position in the order `accepted < sent < delivered < read`. `failed` sits beside `sent`:
- * it is reachable only from `accepted` or `sent`, and nothing after it except late
- * `accepted`/`sent` duplicates (ignored).
+ * it is reachable only from `accepted` or `sent`, and left only upwards, for a late
+ * `delivered` or `read` (late `accepted`/`sent` duplicates are ignored).
  */
 const RANK: Readonly<Record<ReceiptState, number>> = {
   accepted: 0,
@@ -49,9 +49,9 @@ const ILLEGAL: TransitionResult = Object.freeze({ error: "illegal_transition" as
 
 function compute(state: ReceiptState, event: ReceiptEvent): TransitionResult {
   if (state === "failed") {
-    // Terminal: a late accepted/sent is a harmless duplicate; delivered/read after a
-    // failure was already reported to the sender cannot be taken back.
-    if (event === "delivered" || event === "read") return ILLEGAL;
+    // A device the queue gave up on may still have it (its ack was late or lost): a later
+    // delivered/read moves it up (Signal's MessageSendState); a late accepted/sent is a duplicate.
+    if (event === "delivered" || event === "read") return { state: event, changed: true };
     return { state, changed: false };
   }
   if (event === "failed") {
@@ -82,7 +82,7 @@ for (const s of RECEIPT_STATES) {
 
 /**
  * Applies one event to one (message, device) state as a max-merge. Never throws: an event
- * that cannot happen (`failed` after `delivered`, `delivered` after `failed`) returns
+ * that cannot happen (`failed` after `delivered` or `read`) returns
  * `{ error: "illegal_transition" }` and the caller keeps the old state.
  * @example transition("sent", "read") // { state: "read", changed: true }
  * @example transition("read", "delivered") // { state: "read", changed: false }

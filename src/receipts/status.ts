@@ -55,13 +55,17 @@ export function visibleStatus(status: ReceiptState, showRead: boolean): ReceiptS
   return status === "read" && !showRead ? "delivered" : status;
 }
 
-/** A device's effective state: its own, raised to `read` when its user's watermark covers `seq`. */
+/**
+ * A device's effective state: its own, raised to `read` when its user's watermark covers
+ * `seq` (a failed device stays failed).
+ */
 export function effectiveState(
   state: ReceiptState,
   seq: number,
   watermark: Watermark | undefined,
 ): ReceiptState {
-  if (watermark === undefined || watermark.upTo < seq) return state;
+  // A failed device never got it: the user's pointer (moved on another device) says nothing of it.
+  if (watermark === undefined || watermark.upTo < seq || state === "failed") return state;
   const r = transition(state, "read");
   return r.error === undefined ? r.state : state;
 }

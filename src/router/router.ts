@@ -1135,11 +1135,16 @@ export class Router extends TypedEmitter<RouterEvents> {
         ts: this.#clock.now(),
       });
     // A promise whatever the store: a synchronous throw becomes a rejection, handled below.
+    // Not when the tracker knows better: a device that had it (`illegal_transition`) or a copy
+    // on the sender's own device (`recipient_unknown`) fails nothing for the sender.
+    const tell = (r: FailedResult) =>
+      r.error === "unknown_message" ||
+      (r.error === "recipient_unknown" && splitDeviceKey(device).userId !== envelope.from);
     new Promise<FailedResult>((resolve) =>
       resolve(this.receipts.failed(envelope.id, device, reason)),
     )
       .then(
-        (r) => (r.error === undefined ? undefined : direct()),
+        (r) => (tell(r) ? direct() : undefined),
         (cause: unknown) => {
           this.#report(cause);
           return direct();

@@ -121,14 +121,24 @@ const RANK = { delivered: 1, read: 2 } as const;
 /**
  * Receipts never go backwards at the sender: for each (message, recipient device) a device
  * never gets `delivered` after `read`, and never gets `failed` for a message after every
- * recipient device had reported it `delivered` or `read`. Give `messages` to check the latter.
+ * recipient user had it on one device (`delivered` or `read` by any of its devices: the
+ * user-level status is the maximum over devices, Signal's MessageSendState). Give `messages`
+ * to check the latter.
  */
 export function checkReceiptsMonotonic(
   devices: Iterable<DeviceView>,
   messages: Iterable<SentMessage> = [],
 ): Violation[] {
-  const recipients = new Map<string, readonly DeviceKey[]>();
-  for (const m of messages) recipients.set(m.id, m.recipients);
+  // The recipient users of each message (the sender's own other devices are copies, not recipients).
+  const recipients = new Map<string, ReadonlySet<string>>();
+  for (const m of messages) {
+    const users = new Set<string>();
+    for (const k of m.recipients) {
+      const u = k.slice(0, k.indexOf("/"));
+      if (u !== m.from) users.add(u);
+    }
+    recipients.set(m.id, users);
+  }
   const out: Violation[] = [];
   for (const d of devices) {
     const rank = new Map<string, number>();
@@ -150,16 +160,16 @@ export function checkReceiptsMonotonic(
             s = new Set();
             reached.set(id, s);
           }
-          s.add(who);
+          s.add(r.by ?? "?");
         }
       } else if (r.status === "failed") {
         for (const id of r.ids) {
           const need = recipients.get(id);
           const s = reached.get(id);
-          if (need && need.length > 0 && s && need.every((k) => s.has(k))) {
+          if (need && need.size > 0 && s && [...need].every((u) => s.has(u))) {
             out.push({
               invariant: "receipts-monotonic",
-              message: `${d.device} got failed for ${id} after every recipient device reported it delivered`,
+              message: `${d.device} got failed for ${id} after every recipient user had it on a device`,
             });
           }
         }

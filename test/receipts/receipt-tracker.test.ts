@@ -273,6 +273,7 @@ describe("ReceiptTracker late duplicates and retries", () => {
     const { tracker, clock } = setup({ bufferMs: 1000, maxBuffered: 2 });
     for (let i = 1; i <= 3; i++) {
       await tracker.track(envelope(`m${i}`, i), bobDevices);
+      await tracker.ack(bob, b2, "delivered", ids(`m${i}`));
       await tracker.ack(bob, b1, "read", ids(`m${i}`));
     }
     // m1 fell out (only two remembered): its late duplicate is buffered as unknown.
@@ -283,6 +284,22 @@ describe("ReceiptTracker late duplicates and retries", () => {
     ]);
     clock.advance(1000);
     expect((await tracker.size()).recent).toBe(0);
+  });
+
+  it("a message read while another device still waits is remembered for retentionMs: that device failing tells no one", async () => {
+    const { tracker, clock, take } = setup({ bufferMs: 1000, retentionMs: 60_000 });
+    await tracker.track(envelope("m1", 1), bobDevices);
+    await tracker.ack(bob, b1, "read", ids("m1"));
+    take();
+    clock.advance(30_000);
+    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "ttl_expired")).toEqual({
+      changed: false,
+    });
+    expect(take()).toEqual([]);
+    clock.advance(30_000);
+    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "ttl_expired")).toEqual({
+      error: "unknown_message",
+    });
   });
 
   it("a retried track returns false and keeps the state", async () => {
@@ -341,11 +358,24 @@ describe("ReceiptTracker privacy", () => {
 });
 
 describe("ReceiptTracker failures", () => {
-  it("tells the sender once per message, and refuses failed after delivered", async () => {
+  it("max-merges over the recipient's devices: failed only when no device got it, once, and a later delivery moves it up", async () => {
     const { tracker, take, clock } = setup();
     await tracker.track(envelope("m1", 1), bobDevices);
     clock.advance(10);
+    // One of Bob's two devices failing is per-device detail: Bob may still get it on the other.
     expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "ttl_expired")).toEqual({
+      changed: true,
+    });
+    expect(take()).toEqual([]);
+    expect((await tracker.info(messageId("m1")))?.members[0]).toMatchObject({
+      status: "sent",
+      devices: [
+        { deviceId: b1, state: "sent" },
+        { deviceId: b2, state: "failed" },
+      ],
+    });
+    // The last device failing makes Bob's status failed: the sender is told, once.
+    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b1), "ttl_expired")).toEqual({
       changed: true,
     });
     expect(take()).toEqual([
@@ -364,13 +394,12 @@ describe("ReceiptTracker failures", () => {
     expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "again")).toEqual({
       changed: false,
     });
-    // A late delivered from the failed device is refused, not a backwards move.
+    // A late delivered from a failed device moves the status up.
     const late = await tracker.ack(bob, b2, "delivered", ids("m1"));
-    expect(late.rejected).toEqual([{ id: "m1", code: "illegal_transition" }]);
-    // The other device still delivers; then it cannot fail.
-    await tracker.ack(bob, b1, "delivered", ids("m1"));
-    expect(take().map((n) => n.frame.status)).toEqual(["delivered"]);
-    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b1), "x")).toEqual({
+    expect(late.applied).toEqual(["m1"]);
+    expect(take().map((n) => [n.frame.status, n.toUser])).toEqual([["delivered", alice]]);
+    // A device that has it cannot fail.
+    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "x")).toEqual({
       error: "illegal_transition",
     });
     expect(await tracker.failed(messageId("zz"), deviceKey(bob, b1), "x")).toEqual({
@@ -381,12 +410,29 @@ describe("ReceiptTracker failures", () => {
     });
   });
 
-  it("a message failed on every device is final and released", async () => {
+  it("a device failing after another device delivered or read tells the sender nothing", async () => {
+    const { tracker, take } = setup();
+    await tracker.track(envelope("m1", 1), bobDevices);
+    await tracker.ack(bob, b1, "delivered", ids("m1"));
+    expect(await tracker.failed(messageId("m1"), deviceKey(bob, b2), "ttl_expired")).toEqual({
+      changed: true,
+    });
+    expect(take().map((n) => n.frame.status)).toEqual(["delivered"]);
+    await tracker.ack(bob, b1, "read", ids("m1"));
+    expect(
+      take()
+        .filter((n) => n.toUser === alice)
+        .map((n) => n.frame.status),
+    ).toEqual(["read"]);
+  });
+
+  it("a message failed on every device stays tracked (a late delivery may move it up)", async () => {
     const { tracker, released } = setup();
     await tracker.track(envelope("m1", 1), bobDevices);
     await tracker.failed(messageId("m1"), deviceKey(bob, b1), "x");
-    expect(released).toEqual([]);
     await tracker.failed(messageId("m1"), deviceKey(bob, b2), "x");
+    expect(released).toEqual([]);
+    await tracker.ack(bob, b1, "read", ids("m1"));
     expect(released).toEqual([{ ids: ["m1"], reason: "final" }]);
   });
 });
