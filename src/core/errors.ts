@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   // receipts and state machines
   "illegal_transition",
   "unknown_message",
+  "not_recipient",
   // options and infrastructure
   "invalid_option",
   "store_unavailable",

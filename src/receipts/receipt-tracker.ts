@@ -81,6 +81,12 @@ export interface ReceiptTrackerOptions {
   readonly readReceipts?: ReadReceiptsSetting;
   /** WhatsApp's rule: a user who hides their read receipts does not see others' either. @default true */
   readonly reciprocal?: boolean;
+  /**
+   * Clamp a read watermark to the highest message one of the reader's devices has (delivered
+   * or read), so it never covers a message accepted after it or not received. Turn it off
+   * only where the caller clamps itself. @default true
+   */
+  readonly clampWatermarks?: boolean;
 }
 
 /** Per-message overrides for {@link ReceiptTracker.track}. */
@@ -105,11 +111,12 @@ export interface ReceiptNotice {
 }
 
 /**
- * Why an ack for one message id was ignored: a receipt for one's own message, from a device
- * outside the frozen recipient set, or for a message already final and released (a late
- * duplicate, recognised for `bufferMs` after the release).
+ * Why an ack for one message id was ignored: a receipt for one's own message (`own_copy`: a
+ * `delivered` from a sender's other device, which got a copy), from a device outside the
+ * frozen recipient set, or for a message already final and released (a late duplicate,
+ * recognised for `bufferMs` after the release).
  */
-export type IgnoredReason = "own_message" | "not_recipient" | "final";
+export type IgnoredReason = "own_message" | "own_copy" | "not_recipient" | "final";
 
 /** What {@link ReceiptTracker.ack} did with each id. */
 export interface AckResult {
@@ -219,6 +226,7 @@ const optionsSchema = z.object({
     .default("none"),
   readReceipts: z.custom<ReadReceiptsSetting>(isFunction, "a function").optional(),
   reciprocal: z.boolean().default(true),
+  clampWatermarks: z.boolean().default(true),
 });
 
 const trackSchema = z.object({
@@ -469,8 +477,10 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
   }
 
   /**
-   * A device says its user read everything up to `upTo` in `conversation`. One pointer per
-   * (reader, conversation): a watermark not above it is ignored; one store write covers every
+   * A device says its user read everything up to `upTo` in `conversation`, clamped to the
+   * highest message one of the user's devices has (delivered or read; a message released as
+   * final is not looked at). One pointer per (reader, conversation): a watermark not above it
+   * is ignored; one store write covers every
    * message it reaches. Tells the reader's other devices (read sync) and the senders.
    */
   watermark(
@@ -486,6 +496,15 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
         ).get(byUser);
         return { advanced: false, upTo: w?.upTo ?? 0 };
       }
+      // Clamped to what reached one of the reader's devices: a pointer names a message the
+      // reader received (XEP-0333, Matrix m.read), never one accepted after it.
+      const from =
+        ((yield this.#store.watermarks(conversation)) as ReadonlyMap<UserId, Watermark>).get(byUser)
+          ?.upTo ?? 0;
+      if (upTo > from && this.#opts.clampWatermarks) {
+        upTo = yield* this.#receivedUpTo(byUser, conversation, from, upTo);
+      }
+      if (upTo <= from) return { advanced: false, upTo: from };
       const at = this.#clock.now();
       const adv = (yield this.#store.advanceWatermark(
         byUser,
@@ -533,6 +552,32 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       yield* this.#finish(out, release, waiting);
       return { advanced: true, upTo };
     });
+  }
+
+  /** The highest seq in `(after, upTo]` of `conversation` some device of `reader` has (delivered or read); `after` when none. */
+  *#receivedUpTo(
+    reader: UserId,
+    conversation: ConversationId,
+    after: number,
+    upTo: number,
+  ): Steps<number> {
+    const ids = (yield this.#store.inRange(conversation, after, upTo)) as readonly MessageId[];
+    const own = `${reader}/`;
+    let best = after;
+    // In seq order: the last one received wins, so scan from the end.
+    for (let k = ids.length - 1; k >= 0; k--) {
+      const rec = (yield this.#store.load(ids[k]!)) as ReceiptRecord | undefined;
+      if (!rec || rec.message.from === reader || rec.message.seq <= best) continue;
+      const m = rec.message;
+      for (let i = 0; i < m.recipients.length; i++) {
+        if (m.recipients[i]!.startsWith(own) && receiptRank(rec.states[i]!) >= 2) {
+          best = m.seq;
+          break;
+        }
+      }
+      if (best > after) break;
+    }
+    return best;
   }
 
   /**
@@ -857,7 +902,10 @@ export class ReceiptTracker extends TypedEmitter<ReceiptTrackerEvents> {
       }
       const m = rec.message;
       if (m.from === byUser) {
-        ignored.push({ id, reason: "own_message" });
+        // A copy on the sender's other device acks its delivery (clearing its queue entry);
+        // anything else on one's own message is not a receipt at all.
+        const copy = status === "delivered" && byDevice !== m.fromDevice;
+        ignored.push({ id, reason: copy ? "own_copy" : "own_message" });
         continue;
       }
       const i = m.recipients.indexOf(key);

@@ -45,7 +45,7 @@ import type {
   ServerReceiptFrame,
 } from "../protocol/schemas.js";
 import type { EnqueueOptions, EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
-import { type FailedResult, ReceiptTracker } from "../receipts/index.js";
+import { type AckResult, type FailedResult, ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
 import type { MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
@@ -811,7 +811,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       const conversation = frame.conversation as ConversationId;
       if (!((yield this.#inConversation(conversation, sender.userId)) as boolean)) {
         return errorFrame(
-          "invalid_field",
+          "not_recipient",
           "not a conversation of yours",
           undefined,
           "conversation",
@@ -835,10 +835,28 @@ export class Router extends TypedEmitter<RouterEvents> {
     } else {
       cleared = this.outbox.ack(me, ids).catch((cause: unknown) => this.#report(cause));
     }
-    yield this.receipts.ack(sender.userId, sender.deviceId, frame.status, ids);
+    const acked = (yield this.receipts.ack(
+      sender.userId,
+      sender.deviceId,
+      frame.status,
+      ids,
+    )) as AckResult;
     if (cleared) yield cleared;
     const messages = this.messages;
     if (messages) for (const id of ids) yield messages.delivered(id, me);
+    // A receipt from someone the message was not for (a third user, the sender on its own
+    // message) changed nothing: say so.
+    const refused = acked.ignored.filter(
+      (x) => x.reason === "not_recipient" || x.reason === "own_message",
+    );
+    if (refused.length > 0) {
+      return errorFrame(
+        "not_recipient",
+        `not a recipient of ${refused.map((x) => x.id).join(", ")}`,
+        undefined,
+        "ids",
+      );
+    }
     return undefined;
   }
 

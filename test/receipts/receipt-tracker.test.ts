@@ -133,7 +133,7 @@ describe("ReceiptTracker watermarks", () => {
       stateWrites++;
       return setState(...args);
     };
-    const { tracker, take, released } = setup({ store });
+    const { tracker, take, released } = setup({ store, clampWatermarks: false });
     for (let i = 1; i <= 50; i++) await tracker.track(envelope(`m${i}`, i), bobDevices);
     // Bob's own reply in the same conversation.
     await tracker.track(envelope("r1", 51, { from: bob, fromDevice: b1 }), [dev(alice, a1)]);
@@ -188,7 +188,7 @@ describe("ReceiptTracker watermarks", () => {
   });
 
   it("a read by ids, then a watermark over it, does not tell the sender twice", async () => {
-    const { tracker, take } = setup();
+    const { tracker, take } = setup({ clampWatermarks: false });
     await tracker.track(envelope("m1", 1), bobDevices);
     await tracker.track(envelope("m2", 2), bobDevices);
     await tracker.ack(bob, b1, "delivered", ids("m1", "m2"));
@@ -200,7 +200,7 @@ describe("ReceiptTracker watermarks", () => {
   });
 
   it("a watermark that overtook its message applies when the message is tracked", async () => {
-    const { tracker, take, released } = setup();
+    const { tracker, take, released } = setup({ clampWatermarks: false });
     await tracker.watermark(bob, b1, dm, 5);
     take();
     await tracker.track(envelope("m3", 3), bobDevices);
@@ -211,7 +211,11 @@ describe("ReceiptTracker watermarks", () => {
   });
 
   it("watermarks expire with retention (bounded pointers)", async () => {
-    const { tracker, clock } = setup({ retentionMs: 10_000, sweepIntervalMs: 1000 });
+    const { tracker, clock } = setup({
+      retentionMs: 10_000,
+      sweepIntervalMs: 1000,
+      clampWatermarks: false,
+    });
     await tracker.watermark(bob, b1, dm, 5);
     expect((await tracker.size()).watermarks).toBe(1);
     clock.advance(11_000);

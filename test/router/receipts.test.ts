@@ -75,9 +75,13 @@ describe("Router receipts, 1:1, across nodes", () => {
     await a1.send({ type: "send", id: "c1", to: { user: "bob" }, text: "hi" });
     const [id] = messageIds(a2);
     clear();
+    // The copy on Alice's laptop acks its delivery: it clears the queue, tells no one.
     await a2.send({ type: "receipt", status: "delivered", ids: [id] });
-    await a2.send({ type: "receipt", status: "read", ids: [id] });
     for (const d of [a1, a2, b1, b2]) expect(d.transport.frames).toEqual([]);
+    // Reading one's own message is no receipt: an error, and nothing routed.
+    await a2.send({ type: "receipt", status: "read", ids: [id] });
+    expect(a2.transport.frames).toMatchObject([{ type: "error", code: "not_recipient" }]);
+    for (const d of [a1, b1, b2]) expect(d.transport.frames).toEqual([]);
     await c.close();
   });
 
@@ -131,7 +135,7 @@ describe("Router receipts, 1:1, across nodes", () => {
     const carol = await c.connect(0, "carol");
     await carol.send({ type: "receipt", status: "read", conversation: "dm:alice:bob", upTo: 1 });
     expect(carol.transport.ofType("error")).toMatchObject([
-      { code: "invalid_field", path: "conversation" },
+      { code: "not_recipient", path: "conversation" },
     ]);
     expect(ticks(a1.transport)).toEqual([]);
     expect(ticks(b1.transport)).toEqual([]);
@@ -151,13 +155,19 @@ describe("Router receipts, 1:1, across nodes", () => {
     }
     // Bob's own devices still sync their unread state.
     expect(ticks(b2.transport).map((r) => r.status)).toEqual(["read"]);
-    // The watermark form is hidden too: read implies delivered, and only that shows.
+    // The watermark form is hidden too: only the delivered shows (a watermark covers only
+    // what a device of Bob has, so it adds nothing the sender may see).
     await a1.send({ type: "send", id: "c2", to: { user: "bob" }, text: "y" });
+    const [, id2] = messageIds(b1);
     clear();
+    await b1.send({ type: "receipt", status: "delivered", ids: [id2] });
     await b2.send({ type: "receipt", status: "read", conversation: "dm:alice:bob", upTo: 2 });
     for (const a of [a1, a2]) {
       expect(ticks(a.transport)).toMatchObject([{ status: "delivered", by: "bob" }]);
     }
+    expect(ticks(b1.transport)).toMatchObject([
+      { status: "read", conversation: "dm:alice:bob", upTo: 2 },
+    ]);
 
     // Reciprocal: Alice shares hers, but Bob (who hides his) does not see Alice read.
     await b1.send({ type: "send", id: "r1", to: { user: "alice" }, text: "z" });

@@ -13,6 +13,7 @@ const STATUS: Readonly<Record<string, number>> = Object.freeze({
   unauthorized: 401,
   forbidden_sender: 403,
   not_group_member: 403,
+  not_recipient: 403,
   not_group_admin: 403,
   recipient_unknown: 404,
   group_not_found: 404,
