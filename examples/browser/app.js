@@ -1,6 +1,6 @@
 // The relaykit browser demo: two people, one chat, ✓ / ✓✓ / blue ✓✓ ticks and presence.
 // The SDK comes from the demo server as one ES module (examples/browser/bundle.ts).
-import { RelayClient } from "/client.js";
+import { directConversation, RelayClient } from "/client.js";
 
 const $ = (id) => document.getElementById(id);
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -20,8 +20,9 @@ let lastTypingSent = 0;
 const clockTime = (ts) =>
   new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
+/** The server's 1:1 conversation id (unambiguous for any pair of ids), from the SDK. */
 function conversationOf(a, b) {
-  return a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+  return directConversation(a, b);
 }
 
 /** The chat counts as seen only while the page is visible and focused (like a phone screen). */

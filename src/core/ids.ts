@@ -42,11 +42,47 @@ export const groupId = (s: string): GroupId => s as GroupId;
 export const conversationId = (s: string): ConversationId => s as ConversationId;
 
 /**
- * The conversation of a 1:1 chat: the same id whichever side computes it.
+ * The conversation of a 1:1 chat: the same id whichever side computes it, and a different
+ * one for every other pair. Users are ordered; `dm:<a>:<b>` when neither id holds a `:`,
+ * otherwise `dmx:<length of a>:<a>:<b>` (user ids may contain `:`, so `x`+`y:z` and `x:y`+`z`
+ * must not share `dm:x:y:z`). {@link directPeers} reads it back.
  * @example directConversation(userId("bob"), userId("alice")) // "dm:alice:bob"
+ * @example directConversation(userId("x"), userId("y:z")) // "dmx:1:x:y:z"
  */
 export function directConversation(a: UserId, b: UserId): ConversationId {
-  return (a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`) as ConversationId;
+  const [lo, hi] = a < b ? [a, b] : [b, a];
+  if (!lo.includes(":") && !hi.includes(":")) return `dm:${lo}:${hi}` as ConversationId;
+  return `dmx:${lo.length}:${lo}:${hi}` as ConversationId;
+}
+
+/**
+ * The two users of a 1:1 conversation id made by {@link directConversation} (ordered), or
+ * `undefined` for any other string (a group's, or one no pair of users produces).
+ */
+export function directPeers(conversation: string): readonly [UserId, UserId] | undefined {
+  let a: string;
+  let b: string;
+  if (conversation.startsWith("dm:")) {
+    const rest = conversation.slice(3);
+    const mid = rest.indexOf(":");
+    if (mid < 0) return undefined;
+    a = rest.slice(0, mid);
+    b = rest.slice(mid + 1);
+  } else if (conversation.startsWith("dmx:")) {
+    const rest = conversation.slice(4);
+    const colon = rest.indexOf(":");
+    const digits = rest.slice(0, colon);
+    if (colon < 1 || !/^[0-9]+$/.test(digits)) return undefined;
+    const n = Number(digits);
+    const start = colon + 1;
+    if (rest[start + n] !== ":") return undefined;
+    a = rest.slice(start, start + n);
+    b = rest.slice(start + n + 1);
+  } else return undefined;
+  // Only the canonical form: one id per pair.
+  if (a.length === 0 || b.length === 0) return undefined;
+  if (directConversation(a as UserId, b as UserId) !== conversation) return undefined;
+  return [a as UserId, b as UserId];
 }
 
 /** The conversation of a group chat. */

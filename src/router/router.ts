@@ -8,6 +8,7 @@ import {
   type DeviceKey,
   deviceKey,
   directConversation,
+  directPeers,
   type GroupId,
   groupConversation,
   type MessageId,
@@ -1278,14 +1279,10 @@ function joinKeys(
 
 /** The other user of a 1:1 conversation id, if `me` is in it. */
 function dmPeer(conversation: ConversationId, me: UserId): UserId | undefined {
-  if (!conversation.startsWith("dm:")) return undefined;
-  const rest = conversation.slice(3);
-  const mid = rest.indexOf(":");
-  if (mid < 0) return undefined;
-  const a = rest.slice(0, mid) as UserId;
-  const b = rest.slice(mid + 1) as UserId;
-  if (a === me) return b;
-  if (b === me) return a;
+  const pair = directPeers(conversation);
+  if (pair === undefined) return undefined;
+  if (pair[0] === me) return pair[1];
+  if (pair[1] === me) return pair[0];
   return undefined;
 }
 
