@@ -533,6 +533,13 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
   }
 
   #flushReads(): void {
+    // A read names messages this device has: its pending `delivered` acks go first (the
+    // server clamps a read watermark to what a device of ours acked).
+    if (this.#acks.length > 0 && this.#isOpen()) {
+      const ids = this.#acks;
+      this.#acks = [];
+      this.#writeReceipt("delivered", ids);
+    }
     for (const [conversation, upTo] of this.#unsentReads) {
       if ((this.#readSent.get(conversation) ?? 0) < upTo) {
         this.#write({ type: "receipt", status: "read", conversation, upTo });

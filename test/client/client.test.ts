@@ -469,6 +469,20 @@ describe("RelayClient: incoming", () => {
     ]);
   });
 
+  it("a read watermark goes after the delivered acks of the messages it names", () => {
+    const { client } = setup();
+    client.connect();
+    const s1 = FakeSocket.last;
+    s1.serverOpen();
+    s1.serverSend(message("m1", 1));
+    // Read at once, in the same turn as the message arrived (a focused chat window).
+    client.markRead("dm:alice:bob");
+    expect(s1.framesOf("receipt")).toEqual([
+      { type: "receipt", status: "delivered", ids: ["m1"] },
+      { type: "receipt", status: "read", conversation: "dm:alice:bob", upTo: 1 },
+    ]);
+  });
+
   it("follows presence across reconnects and passes typing through", () => {
     const { client, clock } = setup({ reconnect: { initialDelay: 10 } });
     const seen: string[] = [];
