@@ -104,6 +104,8 @@ export interface DemoServer {
   /** Groups: create one with `groups.create(creator, { members })`. */
   readonly groups: GroupService;
   readonly presence: PresenceTracker;
+  /** The address it listens on (`127.0.0.1` unless `host` was given). */
+  readonly host: string;
   /** The port it listens on. */
   readonly port: number;
   /** `http://127.0.0.1:<port>` */
@@ -116,7 +118,10 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
-/** Starts the demo: in-memory router + gateway + ws + HTTP on one server. */
+/**
+ * Starts the demo: in-memory router + gateway + ws + HTTP on one server, on 127.0.0.1 unless
+ * `host` says otherwise (its auth trusts any token, so it stays off the network by default).
+ */
 export async function startServer(
   opts: { port?: number; host?: string } = {},
 ): Promise<DemoServer> {
@@ -172,12 +177,12 @@ export async function startServer(
 
   await new Promise<void>((resolveListen, reject) => {
     server.once("error", reject);
-    server.listen(opts.port ?? 8080, opts.host ?? "0.0.0.0", () => {
+    server.listen(opts.port ?? 8080, opts.host ?? "127.0.0.1", () => {
       server.off("error", reject);
       resolveListen();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const { address: host, port } = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -186,6 +191,7 @@ export async function startServer(
     ws,
     groups,
     presence,
+    host,
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
