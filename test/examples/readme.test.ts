@@ -22,6 +22,7 @@ const entries: Record<string, string> = {
   "relaykit/redis": "src/adapters/redis/index.ts",
   "relaykit/testing": "src/testing/index.ts",
   "relaykit/client": "src/client/index.ts",
+  "relaykit/auth": "src/auth/index.ts",
   relaykit: "src/index.ts",
 };
 
