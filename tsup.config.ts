@@ -9,6 +9,7 @@ export default defineConfig({
     redis: "src/adapters/redis/index.ts",
     client: "src/client/index.ts",
     auth: "src/auth/index.ts",
+    metrics: "src/metrics/index.ts",
   },
   format: ["esm", "cjs"],
   dts: true,
@@ -19,5 +20,5 @@ export default defineConfig({
   // Shared chunks in both formats: each class (RelayError, Gateway...) is defined once, so
   // `instanceof` holds across subpaths in CommonJS too (tsup splits only ESM by default).
   splitting: true,
-  external: ["ws", "ioredis", "jose"],
+  external: ["ws", "ioredis", "jose", "prom-client"],
 });

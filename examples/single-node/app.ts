@@ -1,7 +1,8 @@
 /**
  * The single-node demo server, as a function tests can start on port 0: one in-memory
  * router, one gateway, WebSockets (any path) and the HTTP frame endpoint on one
- * `http.Server`, plus the browser page from examples/browser/ when that folder exists.
+ * `http.Server`, plus the browser page from examples/browser/ when that folder exists, and
+ * Prometheus metrics at `/metrics` (relaykit/metrics).
  *
  * DEMO ONLY: the token *is* the identity (see `demoAuthenticate`). Never ship that.
  */
@@ -15,6 +16,7 @@ import { createHttpHandler, type RequestCredentials } from "../../src/adapters/h
 import { createWsGateway, type WsGatewayServer } from "../../src/adapters/ws/index.js";
 import { Gateway, type Identity, presenceBridge } from "../../src/gateway/index.js";
 import { GroupService } from "../../src/groups/index.js";
+import { type RelayMetrics, relayMetrics } from "../../src/metrics/index.js";
 import { PresenceTracker } from "../../src/presence/index.js";
 import { Router } from "../../src/router/index.js";
 
@@ -114,6 +116,8 @@ export interface DemoServer {
   readonly wsUrl: string;
   /** Whether the browser page is served at `/`. */
   readonly hasBrowserPage: boolean;
+  /** The metrics served at `/metrics`. */
+  readonly metrics: RelayMetrics;
   /** Closes every connection and the server. */
   close(): Promise<void>;
 }
@@ -136,6 +140,7 @@ export async function startServer(
     presence: presenceBridge(presence, router),
   });
   const frames = createHttpHandler({ router, authenticate: demoAuthenticate });
+  const metrics = relayMetrics({ router, gateways: [gateway], presence });
   const hasBrowserPage = existsSync(BROWSER_DIR);
 
   const server = createServer((req, res) => {
@@ -149,6 +154,12 @@ export async function startServer(
       return;
     }
     void (async () => {
+      if (path === "/metrics") {
+        const body = await metrics.metrics();
+        res.writeHead(200, { "content-type": metrics.contentType });
+        res.end(req.method === "HEAD" ? undefined : body);
+        return;
+      }
       if (path === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
         return;
@@ -196,8 +207,10 @@ export async function startServer(
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
     hasBrowserPage,
+    metrics,
     close() {
       closing ??= (async () => {
+        metrics.close();
         await ws.close();
         await gateway.close();
         await router.close();

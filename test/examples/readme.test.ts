@@ -23,6 +23,7 @@ const entries: Record<string, string> = {
   "relaykit/testing": "src/testing/index.ts",
   "relaykit/client": "src/client/index.ts",
   "relaykit/auth": "src/auth/index.ts",
+  "relaykit/metrics": "src/metrics/index.ts",
   relaykit: "src/index.ts",
 };
 
