@@ -8,6 +8,8 @@ export default defineConfig({
     testing: "src/testing/index.ts",
     redis: "src/adapters/redis/index.ts",
     client: "src/client/index.ts",
+    auth: "src/auth/index.ts",
+    metrics: "src/metrics/index.ts",
   },
   format: ["esm", "cjs"],
   dts: true,
@@ -15,5 +17,8 @@ export default defineConfig({
   sourcemap: true,
   target: "node20",
   treeshake: true,
-  external: ["ws", "ioredis"],
+  // Shared chunks in both formats: each class (RelayError, Gateway...) is defined once, so
+  // `instanceof` holds across subpaths in CommonJS too (tsup splits only ESM by default).
+  splitting: true,
+  external: ["ws", "ioredis", "jose", "prom-client"],
 });

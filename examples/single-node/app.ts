@@ -1,7 +1,8 @@
 /**
  * The single-node demo server, as a function tests can start on port 0: one in-memory
  * router, one gateway, WebSockets (any path) and the HTTP frame endpoint on one
- * `http.Server`, plus the browser page from examples/browser/ when that folder exists.
+ * `http.Server`, plus the browser page from examples/browser/ when that folder exists, and
+ * Prometheus metrics at `/metrics` (relaykit/metrics).
  *
  * DEMO ONLY: the token *is* the identity (see `demoAuthenticate`). Never ship that.
  */
@@ -15,6 +16,7 @@ import { createHttpHandler, type RequestCredentials } from "../../src/adapters/h
 import { createWsGateway, type WsGatewayServer } from "../../src/adapters/ws/index.js";
 import { Gateway, type Identity, presenceBridge } from "../../src/gateway/index.js";
 import { GroupService } from "../../src/groups/index.js";
+import { type RelayMetrics, relayMetrics } from "../../src/metrics/index.js";
 import { PresenceTracker } from "../../src/presence/index.js";
 import { Router } from "../../src/router/index.js";
 
@@ -104,6 +106,8 @@ export interface DemoServer {
   /** Groups: create one with `groups.create(creator, { members })`. */
   readonly groups: GroupService;
   readonly presence: PresenceTracker;
+  /** The address it listens on (`127.0.0.1` unless `host` was given). */
+  readonly host: string;
   /** The port it listens on. */
   readonly port: number;
   /** `http://127.0.0.1:<port>` */
@@ -112,11 +116,16 @@ export interface DemoServer {
   readonly wsUrl: string;
   /** Whether the browser page is served at `/`. */
   readonly hasBrowserPage: boolean;
+  /** The metrics served at `/metrics`. */
+  readonly metrics: RelayMetrics;
   /** Closes every connection and the server. */
   close(): Promise<void>;
 }
 
-/** Starts the demo: in-memory router + gateway + ws + HTTP on one server. */
+/**
+ * Starts the demo: in-memory router + gateway + ws + HTTP on one server, on 127.0.0.1 unless
+ * `host` says otherwise (its auth trusts any token, so it stays off the network by default).
+ */
 export async function startServer(
   opts: { port?: number; host?: string } = {},
 ): Promise<DemoServer> {
@@ -131,6 +140,7 @@ export async function startServer(
     presence: presenceBridge(presence, router),
   });
   const frames = createHttpHandler({ router, authenticate: demoAuthenticate });
+  const metrics = relayMetrics({ router, gateways: [gateway], presence });
   const hasBrowserPage = existsSync(BROWSER_DIR);
 
   const server = createServer((req, res) => {
@@ -144,6 +154,12 @@ export async function startServer(
       return;
     }
     void (async () => {
+      if (path === "/metrics") {
+        const body = await metrics.metrics();
+        res.writeHead(200, { "content-type": metrics.contentType });
+        res.end(req.method === "HEAD" ? undefined : body);
+        return;
+      }
       if (path === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
         return;
@@ -172,12 +188,12 @@ export async function startServer(
 
   await new Promise<void>((resolveListen, reject) => {
     server.once("error", reject);
-    server.listen(opts.port ?? 8080, opts.host ?? "0.0.0.0", () => {
+    server.listen(opts.port ?? 8080, opts.host ?? "127.0.0.1", () => {
       server.off("error", reject);
       resolveListen();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const { address: host, port } = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -186,12 +202,15 @@ export async function startServer(
     ws,
     groups,
     presence,
+    host,
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
     hasBrowserPage,
+    metrics,
     close() {
       closing ??= (async () => {
+        metrics.close();
         await ws.close();
         await gateway.close();
         await router.close();

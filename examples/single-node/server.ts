@@ -1,14 +1,18 @@
 /**
- * `npm run demo`: the single-node relaykit demo (in memory; port from PORT, default 8080).
+ * `npm run demo`: the single-node relaykit demo (in memory; port from PORT, default 8080;
+ * on 127.0.0.1 unless HOST says otherwise, e.g. HOST=0.0.0.0 to reach it from other machines).
  * DEMO ONLY: the token is trusted as the identity (see app.ts `demoAuthenticate`).
  */
 import { startServer } from "./app.js";
 
 const port = Number(process.env.PORT ?? 8080);
-const app = await startServer({ port, host: process.env.HOST ?? "0.0.0.0" });
+const host = process.env.HOST;
+const app = await startServer({ port, ...(host ? { host } : {}) });
 const urlPort = port === 8080 ? "" : ` --url ws://127.0.0.1:${app.port}`;
 
-console.log(`relaykit demo (single node, in memory) listening on port ${app.port}
+console.log(`relaykit demo (single node, in memory) listening on ${app.host}:${app.port}${
+  app.host === "127.0.0.1" ? " (this machine only; HOST=0.0.0.0 to expose it)" : ""
+}
 
   Chat from two terminals:
     npm run demo:client -- --user alice${urlPort}

@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { type DemoServer, startServer } from "../../../examples/single-node/app.js";
 import { tokenSubprotocols } from "../../../src/adapters/ws/index.js";
@@ -26,6 +29,36 @@ const is =
     Object.entries(extra).every(([k, v]) => (f as Record<string, unknown>)[k] === v);
 
 describe("examples/single-node", () => {
+  it("listens on 127.0.0.1 unless told otherwise", async () => {
+    app = await startServer({ port: 0 });
+    expect((app.server.address() as AddressInfo).address).toBe("127.0.0.1");
+    expect(app.host).toBe("127.0.0.1");
+  });
+
+  it("npm run demo listens on 127.0.0.1 with no HOST set, and says so", async () => {
+    const root = fileURLToPath(new URL("../../../", import.meta.url));
+    const { HOST: _, ...env } = process.env;
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/single-node/server.ts"], {
+      cwd: root,
+      env: { ...env, PORT: "0" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      let out = "";
+      const line = await new Promise<string>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          const m = /listening on (\S+)/.exec(out);
+          if (m && out.includes("\n")) resolve(out.split("\n")[0]!);
+        });
+        child.once("exit", (code) => reject(new Error(`demo exited (${code}): ${out}`)));
+      });
+      expect(line).toMatch(/listening on 127\.0\.0\.1:\d+ \(this machine only/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+  }, 20_000);
+
   it("starts on port 0 and lets two ws clients chat through it", async () => {
     app = await startServer({ port: 0, host: "127.0.0.1" });
     expect(app.port).toBeGreaterThan(0);
