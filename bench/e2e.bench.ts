@@ -31,6 +31,8 @@ const KINDS: ServerKind[] = ["relaykit", "relaykit-demo", "raw-ws", "socketio"];
 /** One server's medians over the rounds of a scenario. */
 export interface KindResult {
   cpuUsPerMsg: number;
+  /** The load process's CPU per message (it must not be the bottleneck). */
+  loadCpuUsPerMsg: number;
   p99Ms: number;
   p50Ms: number;
   opsPerS: number;
@@ -69,12 +71,15 @@ async function relayScenario(
       const srv = servers.get(kind) as ServerProcess;
       const set = sets.get(kind) as UserSet;
       const before = await srv.stats();
+      const load0 = process.cpuUsage();
       const res = await closedLoop(set, window, ROUND_MS);
+      const load = process.cpuUsage(load0);
       const after = await srv.stats();
       const n = Math.max(1, res.completed);
       const list = rounds.get(kind) ?? [];
       list.push({
         cpuUsPerMsg: (after.cpuUs - before.cpuUs) / n,
+        loadCpuUsPerMsg: (load.user + load.system) / n,
         p99Ms: res.latency.getValueAtPercentile(99) / 1000,
         p50Ms: res.latency.getValueAtPercentile(50) / 1000,
         opsPerS: (res.completed * 1000) / res.elapsedMs,
@@ -90,6 +95,7 @@ async function relayScenario(
   for (const [kind, list] of rounds) {
     results.set(kind, {
       cpuUsPerMsg: median(list.map((x) => x.cpuUsPerMsg)),
+      loadCpuUsPerMsg: median(list.map((x) => x.loadCpuUsPerMsg)),
       p99Ms: median(list.map((x) => x.p99Ms)),
       p50Ms: median(list.map((x) => x.p50Ms)),
       opsPerS: median(list.map((x) => x.opsPerS)),
@@ -121,6 +127,8 @@ function relayFigure(
     socketio_us: r3(io.cpuUsPerMsg),
     raw_ws_corked_us: r3(raw.cpuUsPerMsg),
     demo_us: r3(demo.cpuUsPerMsg),
+    load_side_us: r3(rk.loadCpuUsPerMsg),
+    socketio_load_side_us: r3(io.loadCpuUsPerMsg),
     ratio_vs_socketio: r3(rk.cpuUsPerMsg / io.cpuUsPerMsg),
     ratio_vs_raw_ws: r3(rk.cpuUsPerMsg / raw.cpuUsPerMsg),
     p99_ms: r3(rk.p99Ms),

@@ -43,6 +43,7 @@ export function renderChart(
   };
   const height = 40 + 2 * panelH;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">
+<title>relaykit vs Socket.IO vs raw ws: server CPU per relayed message and p99 (${esc(title)})</title>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="22" font-size="15" font-weight="bold">relaykit e2e relay, ${esc(title)} (npm run bench -- e2e)</text>
 ${panel(30, "Server CPU per relayed message (lower is better)", "µs", (r) => r.cpuUsPerMsg)}
