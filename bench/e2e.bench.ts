@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { renderChart } from "./e2e/chart.js";
 import { closedLoop, openLoop, UserSet } from "./e2e/load.js";
 import type { ServerKind } from "./e2e/protocol.js";
+import { measureRound, type RoundResult, r3, summarize } from "./e2e/round.js";
 import { type ServerProcess, startServer } from "./e2e/servers.js";
 import type { BenchContext } from "./harness.js";
 
@@ -29,25 +30,7 @@ const IDLE = Number(process.env.E2E_IDLE ?? 10_000);
 const KINDS: ServerKind[] = ["relaykit", "relaykit-demo", "raw-ws", "socketio"];
 
 /** One server's medians over the rounds of a scenario. */
-export interface KindResult {
-  cpuUsPerMsg: number;
-  /** The load process's CPU per message (it must not be the bottleneck). */
-  loadCpuUsPerMsg: number;
-  p99Ms: number;
-  p50Ms: number;
-  opsPerS: number;
-  bytesPerMsg: number;
-  duplicates: number;
-  sentAfterDelivered: number;
-  lost: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
-const r3 = (x: number) => Number(x.toPrecision(3));
+export type KindResult = RoundResult;
 
 /** Closed-loop rounds over every server, kinds alternating (the order rotates per round). */
 async function relayScenario(
@@ -70,41 +53,13 @@ async function relayScenario(
       const kind = order[(i + r) % order.length] as ServerKind;
       const srv = servers.get(kind) as ServerProcess;
       const set = sets.get(kind) as UserSet;
-      const before = await srv.stats();
-      const load0 = process.cpuUsage();
-      const res = await closedLoop(set, window, ROUND_MS);
-      const load = process.cpuUsage(load0);
-      const after = await srv.stats();
-      const n = Math.max(1, res.completed);
       const list = rounds.get(kind) ?? [];
-      list.push({
-        cpuUsPerMsg: (after.cpuUs - before.cpuUs) / n,
-        loadCpuUsPerMsg: (load.user + load.system) / n,
-        p99Ms: res.latency.getValueAtPercentile(99) / 1000,
-        p50Ms: res.latency.getValueAtPercentile(50) / 1000,
-        opsPerS: (res.completed * 1000) / res.elapsedMs,
-        bytesPerMsg: (after.bytesWritten - before.bytesWritten) / n,
-        duplicates: res.duplicates,
-        sentAfterDelivered: res.sentAfterDelivered,
-        lost: res.lost + res.unaccepted,
-      });
+      list.push(await measureRound([srv], set, window, ROUND_MS));
       rounds.set(kind, list);
     }
   }
   const results = new Map<ServerKind, KindResult>();
-  for (const [kind, list] of rounds) {
-    results.set(kind, {
-      cpuUsPerMsg: median(list.map((x) => x.cpuUsPerMsg)),
-      loadCpuUsPerMsg: median(list.map((x) => x.loadCpuUsPerMsg)),
-      p99Ms: median(list.map((x) => x.p99Ms)),
-      p50Ms: median(list.map((x) => x.p50Ms)),
-      opsPerS: median(list.map((x) => x.opsPerS)),
-      bytesPerMsg: median(list.map((x) => x.bytesPerMsg)),
-      duplicates: list.reduce((a, x) => a + x.duplicates, 0),
-      sentAfterDelivered: list.reduce((a, x) => a + x.sentAfterDelivered, 0),
-      lost: list.reduce((a, x) => a + x.lost, 0),
-    });
-  }
+  for (const [kind, list] of rounds) results.set(kind, summarize(list));
   return { results, sets };
 }
 

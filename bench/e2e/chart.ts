@@ -7,12 +7,14 @@ const LABELS: Record<ServerKind, string> = {
   "relaykit-demo": "relaykit (npm run demo)",
   "raw-ws": "raw ws, corked",
   socketio: "Socket.IO 4.8 (ws only)",
+  "relaykit-redis": "relaykit on Redis",
 };
 const COLORS: Record<ServerKind, string> = {
   relaykit: "#2563eb",
   "relaykit-demo": "#60a5fa",
   "raw-ws": "#6b7280",
   socketio: "#f59e0b",
+  "relaykit-redis": "#dc2626",
 };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");

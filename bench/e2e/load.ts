@@ -24,9 +24,10 @@ export const histogram = () =>
 export class UserSet {
   clients: LoadClient[] = [];
   events: ClientEvents = { sent() {}, delivered() {}, message() {} };
+  /** `port` may depend on the user's index (users spread over several nodes). */
   constructor(
     readonly kind: ServerKind,
-    readonly port: number,
+    readonly port: number | ((i: number) => number),
     readonly prefix: string,
   ) {}
 
@@ -35,7 +36,14 @@ export class UserSet {
     for (let i = this.clients.length; i < n; i += parallel) {
       const batch: Promise<LoadClient>[] = [];
       for (let j = i; j < Math.min(n, i + parallel); j++)
-        batch.push(connectClient(this.kind, this.port, `${this.prefix}${j}`, () => this.events));
+        batch.push(
+          connectClient(
+            this.kind,
+            typeof this.port === "number" ? this.port : this.port(j),
+            `${this.prefix}${j}`,
+            () => this.events,
+          ),
+        );
       this.clients.push(...(await Promise.all(batch)));
     }
   }

@@ -1,7 +1,7 @@
 /** Messages between the e2e bench and its server processes (over the fork IPC channel). */
 
 /** The servers the end-to-end benchmark compares. */
-export type ServerKind = "relaykit" | "relaykit-demo" | "raw-ws" | "socketio";
+export type ServerKind = "relaykit" | "relaykit-demo" | "raw-ws" | "socketio" | "relaykit-redis";
 
 /** What a server process reports when asked (`{ type: "stats", gc? }`). */
 export interface ServerStats {

@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
-import { startServer as startDemo } from "../../examples/single-node/app.js";
+import { demoAuthenticate, startServer as startDemo } from "../../examples/single-node/app.js";
 import type { RequestCredentials } from "../../src/adapters/http/index.js";
 import { createWsGateway } from "../../src/adapters/ws/index.js";
 import { Gateway } from "../../src/gateway/index.js";
@@ -67,6 +67,23 @@ async function relaykitDemo(): Promise<Started> {
 function queueDeferred(router: Router): number {
   const outbox = router.outbox as { stats?: { deferred: number } };
   return outbox.stats?.deferred ?? 0;
+}
+
+/**
+ * A relaykit node on Redis as examples/cluster/node.ts assembles it (createRedisNode +
+ * createWsGateway), on the Redis at `REDIS_URL`, named `NODE_ID`.
+ */
+async function relaykitRedis(): Promise<Started> {
+  const { createRedisNode } = await import("../../src/adapters/redis/index.js");
+  const node = await createRedisNode<RequestCredentials>({
+    redis: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    authenticate: demoAuthenticate,
+    name: process.env.NODE_ID ?? "bench",
+  });
+  node.on("error", (e) => console.error(`[${node.nodeId}] ${e.code}: ${e.message}`));
+  const server = createServer();
+  createWsGateway({ gateway: node.gateway, server });
+  return { server, deferred: () => queueDeferred(node.router) };
 }
 
 /** Client frames of the raw ws relay (short JSON, the same information). */
@@ -151,6 +168,7 @@ const kinds: Record<ServerKind, () => Promise<Started>> = {
   "relaykit-demo": relaykitDemo,
   "raw-ws": rawWs,
   socketio: socketIo,
+  "relaykit-redis": relaykitRedis,
 };
 
 const kind = process.argv[2] as ServerKind;

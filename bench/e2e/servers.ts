@@ -24,8 +24,12 @@ export interface ServerProcess {
 }
 
 /** Forks `bench/e2e/server.ts <kind>` and waits until it listens. */
-export async function startServer(kind: ServerKind): Promise<ServerProcess> {
+export async function startServer(
+  kind: ServerKind,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const child = fork(SERVER, [kind], {
+    env: { ...process.env, ...env },
     execArgv: ["--expose-gc", "--import", "tsx"],
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
