@@ -12,10 +12,11 @@
  *   `value` = high-lane p99 under overload / high-lane p99 at a tenth of that rate.
  * - `e2e.idle`: server RSS per idle connection at 10,000 connections (relaykit, raw ws).
  *
- * Knobs for quick runs: E2E_ROUNDS (3), E2E_ROUND_MS (1500), E2E_IDLE (10000).
+ * Knobs for quick runs: E2E_ROUNDS (3), E2E_ROUND_MS (1500), E2E_IDLE (10000). `e2e.idle`
+ * needs `ulimit -n` above E2E_IDLE + 200 (it fails with that advice otherwise).
  * Writes docs/bench/e2e.svg (CPU per message and p99 of the four servers, 200 x 4).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { renderChart } from "./e2e/chart.js";
 import { closedLoop, openLoop, UserSet } from "./e2e/load.js";
@@ -106,6 +107,16 @@ function relayFigure(
   };
 }
 
+/** The soft `Max open files` limit of this process (children inherit it), if readable. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export default async function run(ctx: BenchContext): Promise<void> {
   const wantRelay = ctx.wants("e2e.relay");
   const want1000 = ctx.wants("e2e.relay_1000");
@@ -164,6 +175,14 @@ export default async function run(ctx: BenchContext): Promise<void> {
   }
 
   if (wantIdle) {
+    // Both this process and the server hold one descriptor per connection: a soft limit
+    // under the count fails the handshakes. Node cannot raise it; run `ulimit -n 20000` first.
+    const fds = openFileLimit();
+    if (fds !== undefined && fds < IDLE + 200) {
+      throw new Error(
+        `e2e.idle needs ${IDLE + 200} open files per process, the limit is ${fds}: run \`ulimit -n ${IDLE + 1000}\` first, or set E2E_IDLE lower`,
+      );
+    }
     const per: Record<string, { rss: number; heap: number }> = {};
     for (const kind of ["relaykit", "raw-ws"] as const) {
       const srv = await startServer(kind);
