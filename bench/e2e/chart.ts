@@ -1,5 +1,5 @@
 /** The SVG chart the e2e bench writes: CPU per message and p99 of each server, side by side. */
-import type { KindResult } from "../e2e.bench.js";
+import type { RoundResult as KindResult } from "./round.js";
 import type { ServerKind } from "./protocol.js";
 
 const LABELS: Record<ServerKind, string> = {

@@ -84,9 +84,10 @@ async function relaykitClient(
       acks.push(f.id);
       ev.message(user, f.clientId);
     } else if (f.type === "receipt" && f.status === "sent" && f.id && f.clientId) {
-      ev.sent(user, f.clientId);
+      // A ✓✓ that came first is reported first, so the caller sees the order it arrived in.
       if (early.delete(f.id)) ev.delivered(user, f.clientId);
       else byServerId.set(f.id, f.clientId);
+      ev.sent(user, f.clientId);
     } else if (f.type === "receipt" && f.status === "delivered" && f.ids) {
       for (const id of f.ids) {
         const cid = byServerId.get(id);
