@@ -11,7 +11,7 @@ export type Figure =
   | {
       bench: string;
       value: number;
-      unit: "ns" | "bytes" | "ratio" | "percent" | "ms";
+      unit: "ns" | "us" | "bytes" | "ratio" | "percent" | "ms";
       [extra: string]: unknown;
     };
 

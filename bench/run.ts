@@ -17,9 +17,15 @@ const files = readdirSync(here)
   .filter((f) => f.endsWith(".bench.ts"))
   .sort();
 
-/** A suite runs when a filter names part of it, or names one of its figures (`suite.figure`). */
+/**
+ * A suite runs when a filter names part of it, or names one of its figures (`suite.figure`).
+ * A `-` in a suite's name matches a `.` (cluster-e2e.bench.ts holds `cluster.e2e`).
+ */
 const matches = (suite: string) =>
-  filters.length === 0 || filters.some((f) => suite.includes(f) || f.startsWith(`${suite}.`));
+  filters.length === 0 ||
+  filters.some(
+    (f) => suite.replace(/-/g, ".").includes(f) || suite.includes(f) || f.startsWith(`${suite}.`),
+  );
 
 const figures: Figure[] = [];
 /** Set in a child: run only this suite (see below). */
