@@ -18,6 +18,7 @@ import {
   TypedEmitter,
   type UserId,
 } from "../core/index.js";
+import { ackWatchStep, type ProbeFn, type UnresponsiveFn } from "./ack-watch.js";
 import { LoadSignal } from "./load-signal.js";
 import {
   type AppendResult,
@@ -37,7 +38,7 @@ import {
 } from "./retry-policy.js";
 import { matchRoster } from "./roster-match.js";
 
-/** Why an entry failed: its time-to-live ran out, or every attempt went unacked while connected. */
+/** Why an entry failed: its time-to-live ran out, or every attempt (over all connections) went unacked. */
 export type FailReason = "ttl_expired" | "attempts_exhausted";
 
 /** Pushes one message towards a device's current session. It may be lost; only an ack clears the entry. */
@@ -88,13 +89,28 @@ export interface DeliveryQueueOptions {
   readonly transmit: TransmitFn;
   /** Told when an entry fails; the router sends `failed` receipts from here. */
   readonly onFailed?: FailedFn;
+  /** Told when a connected device's transmissions passed their ack timeout unacked (see {@link ProbeFn}). */
+  readonly onProbe?: ProbeFn;
+  /**
+   * Told when a connected device stopped acking (ack timeout plus `ackGraceMs`): close its
+   * connection; its next one gets the redelivery (see {@link UnresponsiveFn}).
+   */
+  readonly onUnresponsive?: UnresponsiveFn;
+  /**
+   * How long after a transmission's ack timeout (the lane's retry delay) a connected device
+   * may still ack it before it counts as unresponsive. @default 10_000
+   */
+  readonly ackGraceMs?: number;
   /** Where entries and dedupe records live. @default new MemoryQueueStore() */
   readonly store?: QueueStore;
   /** @default systemClock */
   readonly clock?: Clock;
   /** Jitter for `randomize`. @default systemRandom */
   readonly random?: RandomSource;
-  /** Redelivery policy for every lane. @default { retries: 10, factor: 2, minTimeout: 1000, maxTimeout: 60_000, randomize: false } */
+  /**
+   * Redelivery policy for every lane: `retries` + 1 transmissions at most, over all the
+   * device's connections (a message is sent once per connection, again only on the next
+   * one); the delays are each transmission's ack timeout. @default { retries: 10, factor: 2, minTimeout: 1000, maxTimeout: 60_000, randomize: false } */
   readonly retry?: Partial<RetryPolicy>;
   /** Per-lane overrides. */
   readonly lanes?: Partial<Record<Priority, LaneOptions>>;
@@ -172,8 +188,9 @@ export interface QueueStats {
 /** Events of {@link DeliveryQueue}, for observability. */
 export interface DeliveryQueueEvents {
   enqueued: (device: DeviceKey, envelope: Envelope) => void;
-  /** Every transmission, first or retry. */
+  /** Every transmission, first or redelivery. */
   transmitted: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
+  /** A redelivery: a transmission after the first, on a later connection of the device. */
   retried: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
   /** A low-lane entry of a connected device held back by degraded mode. */
   deferred: (device: DeviceKey, envelope: Envelope) => void;
@@ -182,6 +199,10 @@ export interface DeliveryQueueEvents {
   expired: (device: DeviceKey, envelope: Envelope) => void;
   failed: (device: DeviceKey, envelope: Envelope, reason: FailReason) => void;
   refused: (envelope: Envelope, full: readonly DeviceKey[]) => void;
+  /** A connected device's acks are overdue: it was probed (see {@link ProbeFn}). */
+  probe: (device: DeviceKey) => void;
+  /** A connected device stopped acking (see {@link UnresponsiveFn}). */
+  unresponsive: (device: DeviceKey) => void;
   /** A store call failed after its retries (the queue carries on in memory). */
   storeError: (error: unknown, op: string) => void;
   /**
@@ -192,7 +213,7 @@ export interface DeliveryQueueEvents {
   callbackError: (
     error: unknown,
     device: DeviceKey,
-    callback: "transmit" | "onFailed" | "online",
+    callback: "transmit" | "onFailed" | "online" | "probe" | "unresponsive",
   ) => void;
 }
 
@@ -224,6 +245,9 @@ const fn = <T>() => z.custom<T>((v) => typeof v === "function");
 const optionsSchema = z.object({
   transmit: fn<TransmitFn>(),
   onFailed: fn<FailedFn>().optional(),
+  onProbe: fn<ProbeFn>().optional(),
+  onUnresponsive: fn<UnresponsiveFn>().optional(),
+  ackGraceMs: z.number().min(0).default(10_000),
   store: z.custom<QueueStore>((v) => typeof v === "object" && v !== null).optional(),
   clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
   random: z.custom<RandomSource>((v) => typeof v === "object" && v !== null).optional(),
@@ -349,6 +373,8 @@ interface DeviceState {
   vSent: number;
   /** When each in-flight log message is due for a retry, by absolute index modulo the window. */
   vDue: Float64Array | undefined;
+  /** When the current connection was probed for overdue acks (-1: not probed). */
+  probedAt: number;
 }
 
 /**
@@ -374,6 +400,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #random: RandomSource;
   readonly #transmit: TransmitFn;
   readonly #onFailed: FailedFn | undefined;
+  readonly #onProbe: ProbeFn | undefined;
+  readonly #onUnresponsive: UnresponsiveFn | undefined;
+  readonly #ackGraceMs: number;
   readonly #policies: readonly [RetryPolicy, RetryPolicy, RetryPolicy];
   /** Each lane's wait after a first transmission, when it has no jitter (computed once). */
   readonly #firstDelay: readonly [number | undefined, number | undefined, number | undefined];
@@ -453,6 +482,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#random = options.random ?? systemRandom;
     this.#transmit = options.transmit;
     this.#onFailed = options.onFailed;
+    this.#onProbe = options.onProbe;
+    this.#onUnresponsive = options.onUnresponsive;
+    this.#ackGraceMs = o.ackGraceMs;
     const base = resolveRetryPolicy(options.retry, QUEUE_RETRY_DEFAULTS);
     this.#policies = [
       resolveRetryPolicy(options.lanes?.high?.retry, base),
@@ -1395,6 +1427,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         vFrom: 0,
         vSent: 0,
         vDue: undefined,
+        probedAt: -1,
       };
       this.#devices.set(key, s);
     }
@@ -1512,6 +1545,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#resetInflight(state);
     if (!state.online) this.#onlineEntries += state.count;
     state.online = true;
+    this.#failExhausted(state);
     // At once, in order, as much as the window allows; acks bring the rest (MQTT resends its
     // in-flight messages on reconnect the same way, bounded by Receive Maximum). A burst of
     // the whole backlog would overtake itself when one packet of it is lost, and could trip
@@ -1534,6 +1568,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   #resetInflight(state: DeviceState): void {
     this.#clearTimer(state);
+    state.probedAt = -1;
     for (let l = 0; l < 3; l++) {
       const lane = state.lanes[l]!;
       for (let i = 0; i < state.sent[l]!; i++) lane[i]!.sent = false;
@@ -1600,7 +1635,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
           e = state.lanes[LOW][state.sent[LOW]];
           if (!e) break;
         }
-        this.#send(e, false);
+        this.#send(e);
       }
     } finally {
       state.pumping = false;
@@ -1651,7 +1686,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
-  #send(e: Entry, retry: boolean): void {
+  #send(e: Entry): void {
     const s = e.device;
     if (!e.sent) {
       e.sent = true;
@@ -1668,7 +1703,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       this.#clock.now() + (first ?? retryDelay(this.#policies[e.lane], attempt, this.#random));
     this.#armDevice(s, e.dueAt);
     this.#stats.transmitted++;
-    if (retry) {
+    if (attempt > 1) {
+      // A redelivery (on a later connection than the first transmission).
       this.#stats.retried++;
       this.emit("retried", s.key, e.envelope, e.attempts);
     }
@@ -1811,6 +1847,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
+  /**
+   * A connected device's ack deadline passed. Nothing is sent again on this connection (TCP
+   * retransmits on a live one): transmissions out of attempts fail; otherwise the device is
+   * probed, and told unresponsive when its acks stay overdue past `ackGraceMs`, so that its
+   * next connection gets the redelivery.
+   */
   #retryDue(state: DeviceState): void {
     if (!state.online || this.#closed || this.#devices.get(state.key) !== state) return;
     const now = this.#clock.now();
@@ -1818,11 +1860,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     try {
       for (const e of this.#inflight(state)) {
         if (e.done || !e.sent || e.dueAt > now || !state.online) continue;
-        if (e.attempts >= this.#policies[e.lane].retries + 1) {
-          this.#fail(e, "attempts_exhausted");
-          continue;
-        }
-        this.#send(e, true);
+        if (e.attempts >= this.#policies[e.lane].retries + 1) this.#fail(e, "attempts_exhausted");
       }
     } finally {
       state.pumping = false;
@@ -1830,10 +1868,50 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (this.#devices.get(state.key) !== state) return;
     this.#pump(state, this.#window);
     this.#release();
-    let next = Number.POSITIVE_INFINITY;
-    for (const e of this.#inflight(state)) if (e.dueAt < next) next = e.dueAt;
-    if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
+    if (state.online && this.#devices.get(state.key) === state) this.#watchAcks(state, now);
     if (state.count === 0 && !state.online) this.#forget(state);
+  }
+
+  /** The ack watch of a connected device (see {@link ackWatchStep}). */
+  #watchAcks(state: DeviceState, now: number): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const e of this.#inflight(state)) if (e.sent && e.dueAt < oldest) oldest = e.dueAt;
+    const step = ackWatchStep(now, oldest, state.probedAt, this.#ackGraceMs);
+    state.probedAt = step.probedAt;
+    if (step.until < Number.POSITIVE_INFINITY) this.#armDevice(state, step.until);
+    if (step.action === "none") return;
+    this.emit(step.action, state.key);
+    const callback = step.action === "probe" ? this.#onProbe : this.#onUnresponsive;
+    try {
+      callback?.(state.key);
+    } catch (err) {
+      this.emit("callbackError", err, state.key, step.action);
+    }
+  }
+
+  /** On a (re)connect: entries out of attempts fail instead of being sent again. */
+  #failExhausted(state: DeviceState): void {
+    let any = false;
+    for (let l = 0; l < 3 && !any; l++) {
+      for (const e of state.lanes[l]!) {
+        if (e.attempts >= this.#policies[e.lane].retries + 1) {
+          any = true;
+          break;
+        }
+      }
+    }
+    if (!any) return;
+    state.pumping = true;
+    try {
+      for (const e of entriesOf(state)) {
+        if (!e.done && e.attempts >= this.#policies[e.lane].retries + 1) {
+          this.#fail(e, "attempts_exhausted");
+        }
+      }
+    } finally {
+      state.pumping = false;
+    }
+    this.#compactExpiry();
   }
 
   #fail(e: Entry, reason: FailReason): void {

@@ -1,3 +1,4 @@
+export * from "./ack-watch.js";
 export * from "./delivery-queue.js";
 export * from "./load-signal.js";
 export * from "./queue-store.js";

@@ -82,6 +82,8 @@ export interface RouterHooks {
 export type ControlHandler = (body: unknown, from: NodeId) => Promise<unknown>;
 
 const REPLY = "reply";
+/** The control op asking a node to close sessions that stopped acking. */
+const UNRESPONSIVE = "relaykit.unresponsive";
 
 function asCode(code: string | undefined): ErrorCode {
   return (ERROR_CODES as readonly string[]).includes(code ?? "") ? (code as ErrorCode) : "internal";
@@ -166,6 +168,12 @@ export interface RouterEvents {
   failed: (envelope: Envelope, device: DeviceKey, reason: FailReason) => void;
   /** A routing step failed on infrastructure (store or bus); the outbox will retry. */
   error: (error: RelayError) => void;
+  /**
+   * These sessions of this node stopped acking their messages (see the outbox's
+   * `onUnresponsive`): the gateway closes them, so their devices' next connections get the
+   * redelivery.
+   */
+  unresponsive: (sessions: readonly SessionId[]) => void;
 }
 
 /**
@@ -291,7 +299,11 @@ export class Router extends TypedEmitter<RouterEvents> {
       transmit: (device: DeviceKey, envelope: Envelope) => this.#transmit(device, envelope),
       onFailed: (envelope: Envelope, device: DeviceKey, reason: FailReason) =>
         this.#onFailed(envelope, device, reason),
+      onUnresponsive: (device: DeviceKey) => this.#onUnresponsive(device),
     };
+    this.#handlers.set(UNRESPONSIVE, async (body) => {
+      this.emit("unresponsive", (body as { sessions: SessionId[] }).sessions);
+    });
     this.outbox = (options.outbox ?? deliveryQueue({ clock: this.#clock }))(hooks);
   }
 
@@ -1138,6 +1150,27 @@ export class Router extends TypedEmitter<RouterEvents> {
           return direct();
         },
       )
+      .catch((cause: unknown) => this.#report(cause));
+  }
+
+  /** A device stopped acking: its sessions' nodes are told to close them (see `unresponsive`). */
+  #onUnresponsive(device: DeviceKey): void {
+    const { userId, deviceId } = splitDeviceKey(device);
+    Promise.resolve(this.directory.lookup(userId))
+      .then((sessions) => {
+        const byNode = new Map<NodeId, SessionId[]>();
+        for (const s of sessions) {
+          if (s.deviceId !== deviceId) continue;
+          const list = byNode.get(s.nodeId);
+          if (list) list.push(s.sessionId);
+          else byNode.set(s.nodeId, [s.sessionId]);
+        }
+        for (const [node, list] of byNode) {
+          if (node === this.nodeId) this.emit("unresponsive", list);
+          // A lost request is asked again: the outbox repeats it while the device stays silent.
+          else this.request(node, UNRESPONSIVE, { sessions: list }).catch(() => {});
+        }
+      })
       .catch((cause: unknown) => this.#report(cause));
   }
 

@@ -32,7 +32,11 @@ interface Sent {
   attempt: number;
 }
 
-function setup(opts: Partial<DeliveryQueueOptions> = {}) {
+/**
+ * `reconnect`: a connection that stops acking is closed at its ack deadline (`ackGraceMs`
+ * 0) and the device connects again at once, so each redelivery goes to a new connection.
+ */
+function setup(opts: Partial<DeliveryQueueOptions> = {}, { reconnect = false } = {}) {
   const clock = new ManualClock();
   const store = (opts.store as MemoryQueueStore | undefined) ?? new MemoryQueueStore();
   const sent: Sent[] = [];
@@ -46,6 +50,15 @@ function setup(opts: Partial<DeliveryQueueOptions> = {}) {
     storeRetry: false,
     transmit: (device, env, attempt) => sent.push({ t: clock.now(), device, id: env.id, attempt }),
     onFailed: (env, device, reason) => failed.push({ t: clock.now(), id: env.id, device, reason }),
+    ...(reconnect
+      ? {
+          ackGraceMs: 0,
+          onUnresponsive: (device: DeviceKey) => {
+            q.deviceDisconnected(device);
+            q.deviceConnected(device);
+          },
+        }
+      : {}),
     ...opts,
   });
   const ids = (device?: DeviceKey) =>
@@ -59,9 +72,12 @@ const mid = (n: number): MessageId => messageId(`m${n}`);
 
 describe("DeliveryQueue: redelivery", () => {
   it("retries on the exact p-retry schedule, then fails once with attempts_exhausted", async () => {
-    const { clock, q, sent, failed, store } = setup({
-      retry: { retries: 3, minTimeout: 1000, factor: 2 },
-    });
+    const { clock, q, sent, failed, store } = setup(
+      {
+        retry: { retries: 3, minTimeout: 1000, factor: 2 },
+      },
+      { reconnect: true },
+    );
     expect(await q.enqueue(envelope(1), [phone], { online: on })).toEqual({ ok: true });
     clock.advance(60_000);
     expect(sent.map((s) => [s.t, s.attempt])).toEqual([
@@ -79,10 +95,13 @@ describe("DeliveryQueue: redelivery", () => {
   });
 
   it("uses each lane's own policy and caps at maxTimeout", async () => {
-    const { clock, q, sent } = setup({
-      retry: { retries: 4, minTimeout: 1000, factor: 2, maxTimeout: 3000 },
-      lanes: { high: { retry: { minTimeout: 100, factor: 3 } } },
-    });
+    const { clock, q, sent } = setup(
+      {
+        retry: { retries: 4, minTimeout: 1000, factor: 2, maxTimeout: 3000 },
+        lanes: { high: { retry: { minTimeout: 100, factor: 3 } } },
+      },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1, "high"), [phone], { online: on });
     await q.enqueue(envelope(2, "low"), [laptop], { online: on });
     clock.advance(100_000);
@@ -99,7 +118,10 @@ describe("DeliveryQueue: redelivery", () => {
 
   it("randomize draws jitter from the injected random source", async () => {
     const policy = { retries: 3, minTimeout: 1000, factor: 2, randomize: true };
-    const { clock, q, sent } = setup({ retry: policy, random: seededRandom("j") });
+    const { clock, q, sent } = setup(
+      { retry: policy, random: seededRandom("j") },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1), [phone], { online: on });
     clock.advance(100_000);
     const r = seededRandom("j");
@@ -112,7 +134,7 @@ describe("DeliveryQueue: redelivery", () => {
   });
 
   it("an ack stops the retries and removes the entry from the store", async () => {
-    const { clock, q, sent, failed, store } = setup({ retry: { retries: 3 } });
+    const { clock, q, sent, failed, store } = setup({ retry: { retries: 3 } }, { reconnect: true });
     await q.enqueue(envelope(1), [phone, laptop], { online: on });
     clock.advance(1000);
     expect(await q.ack(phone, [mid(1), messageId("unknown")])).toBe(1);
@@ -126,13 +148,16 @@ describe("DeliveryQueue: redelivery", () => {
 
   it("a transmit that throws counts as a lost transmission", async () => {
     let calls = 0;
-    const { clock, q } = setup({
-      retry: { retries: 2 },
-      transmit: () => {
-        calls++;
-        throw new Error("socket gone");
+    const { clock, q } = setup(
+      {
+        retry: { retries: 2 },
+        transmit: () => {
+          calls++;
+          throw new Error("socket gone");
+        },
       },
-    });
+      { reconnect: true },
+    );
     const errors: unknown[] = [];
     q.on("callbackError", (e, _d, which) => errors.push(`${which}: ${(e as Error).message}`));
     await q.enqueue(envelope(1), [phone], { online: on });
@@ -166,7 +191,7 @@ describe("DeliveryQueue: redelivery", () => {
 
 describe("DeliveryQueue: FIFO per device", () => {
   it("window 1: a later message waits for the earlier one's ack, even across retries", async () => {
-    const { clock, q, ids } = setup({ window: 1 });
+    const { clock, q, ids } = setup({ window: 1 }, { reconnect: true });
     for (const n of [1, 2, 3]) await q.enqueue(envelope(n), [phone], { online: on });
     expect(ids()).toEqual(["m1"]);
     clock.advance(1000); // m1 lost: retried alone
@@ -180,16 +205,18 @@ describe("DeliveryQueue: FIFO per device", () => {
   });
 
   it("retransmits due entries in order, and never lets a later one go before an earlier one", async () => {
-    const { clock, q, sent } = setup({ window: 3 });
+    const { clock, q, sent } = setup({ window: 3 }, { reconnect: true });
     for (const n of [1, 2, 3, 4]) await q.enqueue(envelope(n), [phone], { online: on });
     expect(sent.map((s) => s.id)).toEqual(["m1", "m2", "m3"]);
     clock.advance(1000);
     expect(sent.slice(3).map((s) => `${s.id}#${s.attempt}`)).toEqual(["m1#2", "m2#2", "m3#2"]);
     await q.ack(phone, [mid(2)]); // frees a slot: m4 goes out after everything before it
     expect(sent.at(-1)?.id).toBe("m4");
-    clock.advance(2000);
-    const round = sent.filter((s) => s.t === 3000).map((s) => `${s.id}#${s.attempt}`);
-    expect(round).toEqual(["m1#3", "m3#3"]);
+    // m4's deadline (2000) closes the connection first: the next one gets every unacked
+    // entry again, in order (each redelivery goes to a new connection).
+    clock.advance(1000);
+    const round = sent.filter((s) => s.t === 2000).map((s) => `${s.id}#${s.attempt}`);
+    expect(round).toEqual(["m1#3", "m3#3", "m4#2"]);
   });
 
   it("keeps FIFO when the router acks synchronously inside transmit", async () => {
@@ -398,27 +425,34 @@ describe("DeliveryQueue: connect and disconnect", () => {
     await q.ack(phone, [mid(1)]);
     await q.ack(phone, [mid(2)]);
     expect(log().slice(2)).toEqual(["m3#1@5000", "m4#1@5000"]);
+    const watch: string[] = [];
+    q.on("probe", () => watch.push(`probe@${clock.now()}`));
+    q.on("unresponsive", () => watch.push(`unresponsive@${clock.now()}`));
     clock.advance(1000);
-    expect(log().slice(4)).toEqual(["m3#2@6000", "m4#2@6000"]);
+    expect(sent).toHaveLength(4); // no second copy on the same connection: a probe
+    expect(watch).toEqual(["probe@6000"]);
     q.deviceDisconnected(phone);
     clock.advance(1_000_000);
-    expect(sent).toHaveLength(6); // retries pause while offline
+    expect(sent).toHaveLength(4); // nothing while offline
     q.deviceConnected(phone);
     const back = 1_006_000;
     // At once on reconnect, attempt counts carried on; m5 waits for room in the window.
-    expect(log().slice(6)).toEqual([`m3#3@${back}`, `m4#3@${back}`]);
+    expect(log().slice(4)).toEqual([`m3#2@${back}`, `m4#2@${back}`]);
     await q.ack(phone, [mid(3)]);
-    expect(log().slice(8)).toEqual([`m5#1@${back}`]);
+    expect(log().slice(6)).toEqual([`m5#1@${back}`]);
+    // m5's ack deadline (1000 ms, first attempt) comes first; m4's (attempt 2: 2000 ms)
+    // falls in the probe's grace; the connection is unresponsive 10 s after the probe.
     clock.advance(1000);
-    expect(log().slice(9)).toEqual([`m5#2@${back + 1000}`]);
-    clock.advance(2999);
-    expect(log().slice(10)).toEqual([`m5#3@${back + 3000}`]);
-    clock.advance(1); // m4's backoff resumed at attempt 3: 4000 ms
-    expect(log().slice(11)).toEqual([`m4#4@${back + 4000}`]);
+    expect(watch.slice(1)).toEqual([`probe@${back + 1000}`]);
+    clock.advance(9999);
+    expect(watch.slice(2)).toEqual([]);
+    clock.advance(1);
+    expect(watch.slice(2)).toEqual([`unresponsive@${back + 11_000}`]);
+    expect(sent).toHaveLength(7);
   });
 
   it("a reconnect flush never lets a later entry overtake a lost earlier one (window 1)", async () => {
-    const { clock, q, sent } = setup({ window: 1, retry: { retries: 5 } });
+    const { clock, q, sent } = setup({ window: 1, retry: { retries: 5 } }, { reconnect: true });
     for (let n = 1; n <= 4; n++) await q.enqueue(envelope(n), [phone], { online: off });
     q.deviceConnected(phone);
     // The link loses m1's transmission: nothing behind it goes out until m1 is acked.
@@ -475,7 +509,10 @@ describe("DeliveryQueue: expiry", () => {
   });
 
   it("the TTL also ends an entry that is being retried while connected", async () => {
-    const { clock, q, failed, sent } = setup({ ttlMs: 2500, retry: { retries: 10 } });
+    const { clock, q, failed, sent } = setup(
+      { ttlMs: 2500, retry: { retries: 10 } },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1), [phone], { online: on });
     clock.advance(10_000);
     expect(sent.map((s) => s.t)).toEqual([0, 1000]);
@@ -913,7 +950,7 @@ describe("DeliveryQueue: options and events", () => {
   });
 
   it("emits events and keeps counts for metrics", async () => {
-    const { clock, q } = setup({ retry: { retries: 1 }, ttlMs: 100_000 });
+    const { clock, q } = setup({ retry: { retries: 1 }, ttlMs: 100_000 }, { reconnect: true });
     const seen: string[] = [];
     for (const ev of [
       "enqueued",
