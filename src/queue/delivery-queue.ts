@@ -37,6 +37,14 @@ import {
   retryPolicySchema,
 } from "./retry-policy.js";
 import { matchRoster } from "./roster-match.js";
+import {
+  overQuota,
+  QUOTA_CHECK_ABOVE,
+  SENDER_QUOTA_DEFAULTS,
+  type SenderQuota,
+  tally,
+  type Usage,
+} from "./sender-quota.js";
 
 /** Why an entry failed: its time-to-live ran out, or every attempt (over all connections) went unacked. */
 export type FailReason = "ttl_expired" | "attempts_exhausted";
@@ -55,6 +63,11 @@ export type EnqueueResult =
       readonly code: "recipient_queue_full";
       readonly full: readonly DeviceKey[];
     }
+  /**
+   * The sender already has its quota waiting for these devices (see `perSender`): nothing
+   * was stored; the sender may retry once they have taken some.
+   */
+  | { readonly ok: false; readonly code: "quota_exceeded"; readonly over: readonly DeviceKey[] }
   /**
    * The same (sender, client id) was accepted concurrently (on another node): nothing was
    * stored, and `record` is the original send to answer with.
@@ -118,6 +131,13 @@ export interface DeliveryQueueOptions {
   readonly ttlMs?: number;
   /** Most entries one device may have queued; more is refused with `recipient_queue_full`. @default 10_000 */
   readonly maxPerDevice?: number;
+  /**
+   * Most one sender may have waiting for one device (see {@link SenderQuota}); more is
+   * refused to that sender with `quota_exceeded`, so a flood never fills the device's queue
+   * for its other correspondents. Counted over what this queue holds in memory (on a shared
+   * store: this node's share). `false` turns it off. @default { count: 2000, bytes: 16 MiB }
+   */
+  readonly perSender?: Partial<SenderQuota> | false;
   /**
    * Most unacked transmissions in flight per connected device. `1` gives strict FIFO at the
    * device even over a lossy link. A reconnect sends this many at once, the rest as acks
@@ -264,6 +284,12 @@ const optionsSchema = z.object({
     .positive()
     .default(30 * DAY),
   maxPerDevice: z.int().min(1).default(10_000),
+  perSender: z
+    .union([
+      z.literal(false),
+      z.strictObject({ count: z.int().min(1).optional(), bytes: z.int().min(1).optional() }),
+    ])
+    .optional(),
   window: z.int().min(1).default(16),
   order: z.enum(["fifo", "priority"]).default("fifo"),
   sharedStore: z.boolean().default(false),
@@ -375,6 +401,8 @@ interface DeviceState {
   vDue: Float64Array | undefined;
   /** When the current connection was probed for overdue acks (-1: not probed). */
   probedAt: number;
+  /** What each sender has waiting here, kept once the quota was checked on a backlog. */
+  usage: Map<UserId, Usage> | undefined;
 }
 
 /**
@@ -408,6 +436,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #firstDelay: readonly [number | undefined, number | undefined, number | undefined];
   readonly #ttlMs: number;
   readonly #maxPerDevice: number;
+  readonly #quota: SenderQuota | undefined;
   readonly #window: number;
   readonly #priorityOrder: boolean;
   readonly #shared: boolean;
@@ -499,6 +528,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     ];
     this.#ttlMs = o.ttlMs;
     this.#maxPerDevice = o.maxPerDevice;
+    this.#quota =
+      options.perSender === false
+        ? undefined
+        : { ...SENDER_QUOTA_DEFAULTS, ...dropUndefined(options.perSender ?? {}) };
     this.#window = o.window;
     this.#priorityOrder = o.order === "priority";
     this.#shared = o.sharedStore;
@@ -589,6 +622,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   ): Promise<EnqueueResult> {
     const message = this.#admit(envelope);
     const devices = distinct(recipients);
+    const over = this.#overQuota(envelope, devices, undefined);
+    if (over) return this.#refuseQuota(envelope, over);
     const dedupeUntil = this.#dedupeUntil(message, options);
     const store = this.#store;
     const max = this.#maxPerDevice;
@@ -664,6 +699,11 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         states = kept;
         devices = kept.map((state) => state.key);
       }
+    }
+    const over = this.#overQuota(envelope, devices, states);
+    if (over) {
+      if (states) this.#forgetIdle(states);
+      return this.#refuseQuota(envelope, over);
     }
     let result: AppendResult;
     try {
@@ -877,6 +917,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (state.roster === roster) {
         held++;
         state.count++;
+        if (state.usage) tally(state.usage, env, 1);
         if (state.online) this.#onlineEntries++;
       } else {
         this.#insert(state, message, true, false);
@@ -985,6 +1026,50 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       shared.inExpiry = false;
       this.#expDead++;
     }
+  }
+
+  /**
+   * The devices for which the sender of `envelope` is at its quota, or `undefined`. Only
+   * devices holding a backlog are looked at (see {@link QUOTA_CHECK_ABOVE}).
+   */
+  #overQuota(
+    envelope: Envelope,
+    devices: readonly DeviceKey[],
+    states: readonly DeviceState[] | undefined,
+  ): DeviceKey[] | undefined {
+    const quota = this.#quota;
+    if (!quota) return undefined;
+    let over: DeviceKey[] | undefined;
+    for (let i = 0; i < devices.length; i++) {
+      const state = states?.[i] ?? this.#devices.get(devices[i]!);
+      if (!state || state.detached || state.count < QUOTA_CHECK_ABOVE) continue;
+      if (overQuota(this.#usageOf(state).get(envelope.from), envelope, quota)) {
+        over ??= [];
+        over.push(devices[i]!);
+      }
+    }
+    return over;
+  }
+
+  /** What each sender has waiting for a device: counted once, then kept up to date. */
+  #usageOf(state: DeviceState): Map<UserId, Usage> {
+    if (state.usage) return state.usage;
+    const usage = new Map<UserId, Usage>();
+    for (const e of entriesOf(state)) tally(usage, e.envelope, 1);
+    const r = state.roster;
+    if (r) {
+      for (let at = state.vFrom; at < r.offset + r.log.length; at++) {
+        tally(usage, r.log[at - r.offset]!.envelope, 1);
+      }
+    }
+    state.usage = usage;
+    return usage;
+  }
+
+  #refuseQuota(envelope: Envelope, over: readonly DeviceKey[]): EnqueueResult {
+    this.#stats.refused++;
+    this.emit("refused", envelope, over);
+    return { ok: false, code: "quota_exceeded", over };
   }
 
   /** After a refused append: the states built for it that hold nothing go again. */
@@ -1350,6 +1435,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         else state.vSent++;
         state.vFrom++;
         if (--shared.holders === 0 && shared.entries === 0) this.#sharedDead(shared);
+        if (state.usage) tally(state.usage, shared.envelope, -1);
         state.count--;
         this.#depth--;
         if (state.online) this.#onlineEntries--;
@@ -1428,6 +1514,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         vSent: 0,
         vDue: undefined,
         probedAt: -1,
+        usage: undefined,
       };
       this.#devices.set(key, s);
     }
@@ -1440,6 +1527,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.detached = true;
     // (It holds nothing, through a log or not: no roster may count it again.)
     state.roster = undefined;
+    state.usage = undefined;
   }
 
   /** The entry of message `id` held for the device, if any. */
@@ -1479,6 +1567,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       state.index = new Map(entriesOf(state).map((x) => [x.envelope.id, x]));
     }
     state.count++;
+    if (state.usage) tally(state.usage, env, 1);
     this.#depth++;
     if (state.online) this.#onlineEntries++;
     this.#stats.enqueued++;
@@ -1502,6 +1591,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #retire(e: Entry): void {
     const s = e.device;
     e.done = true;
+    if (s.usage) tally(s.usage, e.envelope, -1);
     if (--s.count === 0) s.index = undefined;
     else s.index?.delete(e.envelope.id);
     if (e.sent) {
@@ -2132,4 +2222,12 @@ function distinct(recipients: readonly DeviceKey[]): readonly DeviceKey[] {
 /** Errors worth retrying: anything but a RelayError with a definite code. */
 function transient(err: unknown): boolean {
   return !(err instanceof RelayError) || err.code === "store_unavailable" || err.code === "timeout";
+}
+
+/** The object without its `undefined` properties (so they do not override defaults). */
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o))
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
 }

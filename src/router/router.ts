@@ -537,7 +537,9 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (!result.ok) {
       return errorFrame(
         result.code,
-        "a recipient device has too many undelivered messages",
+        result.code === "quota_exceeded"
+          ? "you have too many undelivered messages for a recipient device; retry later"
+          : "a recipient device has too many undelivered messages; retry later",
         frame.id,
       );
     }
@@ -659,7 +661,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     policy: GroupReceiptPolicy | undefined,
   ): Steps<
     | { ok: true }
-    | { ok: false; code: "recipient_queue_full" }
+    | { ok: false; code: "recipient_queue_full" | "quota_exceeded" }
     | { ok: false; code: "duplicate"; record: SentRecord }
   > {
     let result: EnqueueResult;
