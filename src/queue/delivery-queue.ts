@@ -46,8 +46,11 @@ import {
   type Usage,
 } from "./sender-quota.js";
 
-/** Why an entry failed: its time-to-live ran out, or every attempt (over all connections) went unacked. */
-export type FailReason = "ttl_expired" | "attempts_exhausted";
+/**
+ * Why an entry failed: its time-to-live ran out, every attempt (over all connections) went
+ * unacked, or (a group post) the device's queue was full so it never got an entry.
+ */
+export type FailReason = "ttl_expired" | "attempts_exhausted" | "recipient_queue_full";
 
 /** Pushes one message towards a device's current session. It may be lost; only an ack clears the entry. */
 export type TransmitFn = (device: DeviceKey, envelope: Envelope, attempt: number) => void;
@@ -57,7 +60,11 @@ export type FailedFn = (envelope: Envelope, device: DeviceKey, reason: FailReaso
 
 /** The answer to {@link DeliveryQueue.enqueue}. */
 export type EnqueueResult =
-  | { readonly ok: true }
+  /**
+   * Stored. `skipped`: devices of a group post whose queues were full, left out (the post is
+   * not refused for everyone; the caller reports them failed to the sender).
+   */
+  | { readonly ok: true; readonly skipped?: readonly DeviceKey[] }
   | {
       readonly ok: false;
       readonly code: "recipient_queue_full";
@@ -626,18 +633,23 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (over) return this.#refuseQuota(envelope, over);
     const dedupeUntil = this.#dedupeUntil(message, options);
     const store = this.#store;
-    const max = this.#maxPerDevice;
-    let result: AppendResult;
-    try {
-      // Awaited directly (not through #io) so the common path costs one await.
-      // (A retry below may follow a partial write: it does not claim `fresh`.)
-      result = await store.append(message, devices, max, dedupeUntil, options.fresh);
-    } catch (err) {
-      result = await this.#retryIo(
-        "append",
-        () => store.append(message, devices, max, dedupeUntil),
-        err,
-      );
+    const max = capFor(envelope, this.#maxPerDevice);
+    const append = async (to: readonly DeviceKey[], fresh: boolean | undefined) => {
+      try {
+        // Awaited directly (not through #io) so the common path costs one await.
+        // (A retry below may follow a partial write: it does not claim `fresh`.)
+        return await store.append(message, to, max, dedupeUntil, fresh);
+      } catch (err) {
+        return this.#retryIo("append", () => store.append(message, to, max, dedupeUntil), err);
+      }
+    };
+    let result = await append(devices, options.fresh);
+    const skipped = skippable(envelope, devices, result);
+    if (skipped) {
+      // A group post: the full devices go without (see EnqueueResult), the others get it.
+      const rest = devices.filter((d) => !skipped.has(d));
+      result = await append(rest, options.fresh);
+      return withSkipped(this.#appended(message, rest, result, options.online), skipped);
     }
     return this.#appended(message, devices, result, options.online);
   }
@@ -706,17 +718,42 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       return this.#refuseQuota(envelope, over);
     }
     let result: AppendResult;
+    const max = capFor(message.envelope, this.#maxPerDevice);
     try {
       result = store.appendSync(
         message,
         devices,
-        this.#maxPerDevice,
+        max,
         this.#dedupeUntil(message, options),
         options.fresh,
       );
     } catch (err) {
       if (states) this.#forgetIdle(states);
       throw this.#storeFailure(err, "append");
+    }
+    const skipped = skippable(message.envelope, devices, result);
+    if (skipped) {
+      // A group post: the full devices go without (see EnqueueResult), the others get it.
+      const all = devices;
+      devices = all.filter((d) => !skipped.has(d));
+      states = states?.filter((_, i) => !skipped.has(all[i]!));
+      try {
+        result = store.appendSync(
+          message,
+          devices,
+          max,
+          this.#dedupeUntil(message, options),
+          options.fresh,
+        );
+      } catch (err) {
+        if (states) this.#forgetIdle(states);
+        throw this.#storeFailure(err, "append");
+      }
+      if (!result.ok && states) this.#forgetIdle(states);
+      return withSkipped(
+        this.#appended(message, devices, result, options.online, states, true),
+        skipped,
+      );
     }
     if (!result.ok && states) this.#forgetIdle(states);
     if (
@@ -1038,7 +1075,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     states: readonly DeviceState[] | undefined,
   ): DeviceKey[] | undefined {
     const quota = this.#quota;
-    if (!quota) return undefined;
+    // (A system message is never refused: membership changes must arrive.)
+    if (!quota || envelope.system !== undefined) return undefined;
     let over: DeviceKey[] | undefined;
     for (let i = 0; i < devices.length; i++) {
       const state = states?.[i] ?? this.#devices.get(devices[i]!);
@@ -2230,4 +2268,28 @@ function dropUndefined<T extends object>(o: T): Partial<T> {
   for (const [k, v] of Object.entries(o))
     if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
+}
+
+/** The device cap for an envelope: none for a system message (a membership change is never refused). */
+function capFor(envelope: Envelope, max: number): number {
+  return envelope.system === undefined ? max : Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * The full devices to leave out of a group post refused for them, or `undefined`: a full
+ * device costs only itself. (Not when every recipient is full: then the post is refused.)
+ */
+function skippable(
+  envelope: Envelope,
+  devices: readonly DeviceKey[],
+  result: AppendResult,
+): Set<DeviceKey> | undefined {
+  if (result.ok || !("full" in result) || !("group" in envelope.to)) return undefined;
+  const full = new Set(result.full);
+  return devices.some((d) => !full.has(d)) ? full : undefined;
+}
+
+/** An accepted result that names the devices left out. */
+function withSkipped(result: EnqueueResult, skipped: ReadonlySet<DeviceKey>): EnqueueResult {
+  return result.ok ? { ok: true, skipped: [...skipped] } : result;
 }

@@ -697,6 +697,11 @@ export class Router extends TypedEmitter<RouterEvents> {
           : NO_TRACK_OPTIONS
         : { policy, distinct: shared },
     );
+    // A group post left out the members' devices whose queues were full: their senders see
+    // them failed per device (each device can tell from the gap in its seqs).
+    if (result.skipped) {
+      for (const d of result.skipped) this.#onFailed(envelope, d, "recipient_queue_full");
+    }
     // The first transmissions go out now (tracked first, so even an ack that comes back at
     // once finds the message), with the sessions just looked up. When a step above had to
     // wait, the flush scheduled by the transmit has already sent them.
