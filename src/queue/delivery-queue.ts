@@ -61,8 +61,8 @@ export type FailedFn = (envelope: Envelope, device: DeviceKey, reason: FailReaso
 /** The answer to {@link DeliveryQueue.enqueue}. */
 export type EnqueueResult =
   /**
-   * Stored. `skipped`: devices of a group post whose queues were full, left out (the post is
-   * not refused for everyone; the caller reports them failed to the sender).
+   * Stored. `skipped`: recipient devices whose queues were full, left out (the send is not
+   * refused for the others; the caller reports them failed to the sender).
    */
   | { readonly ok: true; readonly skipped?: readonly DeviceKey[] }
   | {
@@ -616,9 +616,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
-   * Queues `envelope` for each recipient device, all or nothing: if any device would exceed
-   * `maxPerDevice`, nothing is stored and the answer is `recipient_queue_full` (so the router
-   * refuses before the `sent` tick). Connected devices get it transmitted at once, in FIFO
+   * Queues `envelope` for each recipient device. A device that would exceed `maxPerDevice`
+   * is left out (`skipped`); only when every device would, nothing is stored and the answer
+   * is `recipient_queue_full` (so the router refuses before the `sent` tick). A sender over
+   * its `perSender` quota for a device is refused with `quota_exceeded`. Connected devices get it transmitted at once, in FIFO
    * order behind what they already have.
    * @throws RelayError `store_unavailable` (or the store's own error) when the store fails after its retries
    */
@@ -646,7 +647,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     let result = await append(devices, options.fresh);
     const skipped = skippable(envelope, devices, result);
     if (skipped) {
-      // A group post: the full devices go without (see EnqueueResult), the others get it.
+      // The full devices go without (see EnqueueResult), the others get it.
       const rest = devices.filter((d) => !skipped.has(d));
       result = await append(rest, options.fresh);
       return withSkipped(this.#appended(message, rest, result, options.online), skipped);
@@ -733,7 +734,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
     const skipped = skippable(message.envelope, devices, result);
     if (skipped) {
-      // A group post: the full devices go without (see EnqueueResult), the others get it.
+      // The full devices go without (see EnqueueResult), the others get it.
       const all = devices;
       devices = all.filter((d) => !skipped.has(d));
       states = states?.filter((_, i) => !skipped.has(all[i]!));
@@ -1727,13 +1728,31 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #next(state: DeviceState, degraded: boolean): Entry | undefined {
     const h = state.lanes[0][state.sent[0]];
     const n = state.lanes[1][state.sent[1]];
-    if (degraded) return h ?? n;
+    if (degraded) return this.#carry(state, h ?? n);
     if (this.#priorityOrder) return h ?? n ?? state.lanes[2][state.sent[2]];
     const l = state.lanes[2][state.sent[2]];
     let best = h;
     if (n && (!best || n.ord < best.ord)) best = n;
     if (l && (!best || l.ord < best.ord)) best = l;
     return best;
+  }
+
+  /**
+   * Degraded order may send `e` ahead of the low lane, but not ahead of an older low-lane
+   * entry of its own conversation (a client may ask for `low` for one message): then the
+   * low lane's head goes first, until that entry is out. Lanes delay a conversation, never
+   * reorder it.
+   */
+  #carry(state: DeviceState, e: Entry | undefined): Entry | undefined {
+    if (!e) return e;
+    const low = state.lanes[LOW];
+    const from = state.sent[LOW];
+    if (from >= low.length || low[from]!.ord > e.ord) return e;
+    const conversation = e.envelope.conversation;
+    for (let i = from; i < low.length && low[i]!.ord < e.ord; i++) {
+      if (low[i]!.envelope.conversation === conversation) return low[from];
+    }
+    return e;
   }
 
   /**
@@ -2276,15 +2295,16 @@ function capFor(envelope: Envelope, max: number): number {
 }
 
 /**
- * The full devices to leave out of a group post refused for them, or `undefined`: a full
- * device costs only itself. (Not when every recipient is full: then the post is refused.)
+ * The full devices to leave out of an append refused for them, or `undefined`: a full
+ * device (a group member's, or one of a user's devices that stopped connecting) costs only
+ * itself. Not when every recipient is full: then the send is refused.
  */
 function skippable(
-  envelope: Envelope,
+  _envelope: Envelope,
   devices: readonly DeviceKey[],
   result: AppendResult,
 ): Set<DeviceKey> | undefined {
-  if (result.ok || !("full" in result) || !("group" in envelope.to)) return undefined;
+  if (result.ok || !("full" in result)) return undefined;
   const full = new Set(result.full);
   return devices.some((d) => !full.has(d)) ? full : undefined;
 }

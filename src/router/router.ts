@@ -697,8 +697,8 @@ export class Router extends TypedEmitter<RouterEvents> {
           : NO_TRACK_OPTIONS
         : { policy, distinct: shared },
     );
-    // A group post left out the members' devices whose queues were full: their senders see
-    // them failed per device (each device can tell from the gap in its seqs).
+    // Devices whose queues were full were left out: the sender sees them failed per device
+    // (each device can tell from the gap in its seqs).
     if (result.skipped) {
       for (const d of result.skipped) this.#onFailed(envelope, d, "recipient_queue_full");
     }

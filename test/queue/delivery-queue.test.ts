@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  conversationId,
   type DeviceKey,
   type Envelope,
   isRelayError,
@@ -65,6 +66,12 @@ function setup(opts: Partial<DeliveryQueueOptions> = {}, { reconnect = false } =
     sent.filter((s) => device === undefined || s.device === device).map((s) => s.id);
   return { clock, store, sent, failed, q, load, ids };
 }
+
+/** `envelope(n, lane)` in a conversation of its own lane (lanes never reorder one conversation). */
+const laned = (n: number, lane: "high" | "normal" | "low") => ({
+  ...envelope(n, lane),
+  conversation: conversationId(`dm:alice:bob:${lane}`),
+});
 
 const on = () => true;
 const off = () => false;
@@ -378,10 +385,14 @@ describe("DeliveryQueue: the synchronous face", () => {
     sync.enqueueSync(envelope(1), [phone]);
     const before = q.stats.devices;
     const others = ["a", "b", "c"].map((d) => dev(d));
+    // Every device full: refused.
+    sync.enqueueSync(envelope(4), others);
     expect(sync.enqueueSync(envelope(2), [...others, phone])).toMatchObject({
       ok: false,
       code: "recipient_queue_full",
     });
+    expect(q.stats.devices).toBe(before + 3);
+    for (const d of others) sync.ackSync(d, [mid(4)]);
     expect(q.stats.devices).toBe(before);
     // The same devices accepted later start clean.
     expect(sync.enqueueSync(envelope(3), others)).toEqual({ ok: true });
@@ -562,15 +573,20 @@ describe("DeliveryQueue: bounds", () => {
     await q.enqueue(envelope(2), [phone], { online: on });
     const refused: string[] = [];
     q.on("refused", (e) => refused.push(e.id));
-    const r = await q.enqueue(envelope(3), [laptop, phone], { online: on });
+    const r = await q.enqueue(envelope(3), [phone], { online: on });
     expect(r).toEqual({ ok: false, code: "recipient_queue_full", full: [phone] });
     expect(refused).toEqual(["m3"]);
-    expect(q.pending(laptop)).toBe(0);
-    expect(await store.count(laptop)).toBe(0);
     expect(ids()).toEqual(["m1", "m2"]);
     expect(await q.checkDuplicate(userId("alice"), envelope(3).clientId)).toBeUndefined();
+    // With another device that has room, the full one is left out and the send is accepted.
+    expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({
+      ok: true,
+      skipped: [phone],
+    });
+    expect(q.pending(laptop)).toBe(1);
+    expect(await store.count(phone)).toBe(2);
     await q.ack(phone, [mid(1)]);
-    expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({ ok: true });
+    expect(await q.enqueue(envelope(4), [laptop, phone], { online: on })).toEqual({ ok: true });
     expect(q.stats.refused).toBe(1);
   });
 
@@ -595,12 +611,12 @@ describe("DeliveryQueue: lanes and load", () => {
       [5, "normal"],
       [6, "high"],
     ] as const;
-    for (const [n, p] of plan) await q.enqueue(envelope(n, p), [phone], { online: off });
+    for (const [n, p] of plan) await q.enqueue(laned(n, p), [phone], { online: off });
     q.deviceConnected(phone);
     expect(ids()).toEqual(["m3", "m6", "m2", "m5"]);
     expect(deferred).toEqual(["m1", "m4"]);
-    await q.enqueue(envelope(7, "low"), [phone]);
-    await q.enqueue(envelope(8, "high"), [phone]);
+    await q.enqueue(laned(7, "low"), [phone]);
+    await q.enqueue(laned(8, "high"), [phone]);
     expect(ids()).toEqual(["m3", "m6", "m2", "m5", "m8"]);
     expect(q.stats.deferred).toBe(3);
     load.setDegraded(false);
@@ -675,10 +691,10 @@ describe("DeliveryQueue: lanes and load", () => {
     const tablet = dev("tablet");
     const { q, load, ids } = setup({ window: 1, releaseBacklog: 2 });
     load.setDegraded(true);
-    await q.enqueue(envelope(1, "low"), [phone], { online: on });
-    await q.enqueue(envelope(2, "low"), [laptop], { online: on });
-    await q.enqueue(envelope(3, "low"), [tablet], { online: on });
-    await q.enqueue(envelope(4, "high"), [phone]);
+    await q.enqueue(laned(1, "low"), [phone], { online: on });
+    await q.enqueue(laned(2, "low"), [laptop], { online: on });
+    await q.enqueue(laned(3, "low"), [tablet], { online: on });
+    await q.enqueue(laned(4, "high"), [phone]);
     expect(ids()).toEqual(["m4"]);
     load.setDegraded(false);
     // Backlog 1 (m4): one release fits. The phone's window is taken, so the laptop's goes.
@@ -686,7 +702,7 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.degraded).toBe(true);
     expect(q.backlog).toBe(2);
     // Still degraded: a high entry overtakes the deferred low one at the same device.
-    await q.enqueue(envelope(5, "high"), [tablet]);
+    await q.enqueue(laned(5, "high"), [tablet]);
     expect(ids()).toEqual(["m4", "m2", "m5"]);
     // The phone's slot frees, but the budget is spent: it waits its turn.
     await q.ack(phone, [mid(4)]);
@@ -698,8 +714,8 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.degraded).toBe(false);
     expect(q.stats.deferred).toBe(3);
     // Normal mode again: plain arrival order across lanes.
-    await q.enqueue(envelope(6, "low"), [phone]);
-    await q.enqueue(envelope(7, "high"), [phone]);
+    await q.enqueue(laned(6, "low"), [phone]);
+    await q.enqueue(laned(7, "high"), [phone]);
     await q.ack(phone, [mid(1)]);
     expect(ids(phone)).toEqual(["m4", "m1", "m6"]);
     await q.ack(phone, [mid(6)]);

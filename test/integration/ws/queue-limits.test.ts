@@ -1,5 +1,5 @@
 import { afterEach, expect, it } from "vitest";
-import type { DeviceId, UserId } from "../../../src/core/index.js";
+import { type DeviceId, deviceKey, type UserId } from "../../../src/core/index.js";
 import type { ServerFrame } from "../../../src/protocol/index.js";
 import { startWsNode } from "./ws-helpers.js";
 
@@ -48,4 +48,29 @@ it("a flood into an offline victim's queue is refused to the flooder (quota_exce
   }
   expect(texts()).toContain("are you there?");
   expect(texts()).toHaveLength(101);
+});
+
+it("a device that stopped connecting with a full queue does not make its user unreachable: the others get the message, the sender sees that device failed", async () => {
+  node = await startWsNode({ queue: { maxPerDevice: 50, perSender: false } });
+  // bob's old phone was linked, then never came back; its queue filled up.
+  await node.router.linkDevice("bob" as UserId, "oldphone" as DeviceId);
+  const carol = await node.connect("carol:phone");
+  for (let n = 0; n < 50; n++) {
+    carol.send({ type: "send", id: `c${n}`, to: { user: "bob" }, text: `c${n}` });
+  }
+  await carol.waitFor(answerTo("c49"), "carol's last answer", 10_000);
+  expect(carol.ofType("receipt").filter((r) => r.status === "sent")).toHaveLength(50);
+
+  const failed: [string, string][] = [];
+  node.router.on("failed", (_env, device, reason) => failed.push([device, reason]));
+  const laptop = await node.connect("bob:laptop");
+  const alice = await node.connect("alice:phone");
+  alice.send({ type: "send", id: "a1", to: { user: "bob" }, text: "still there?" });
+  const answer = await alice.waitFor(answerTo("a1"), "alice's answer");
+  expect(answer).toMatchObject({ type: "receipt", status: "sent" });
+  await laptop.waitFor((f) => f.type === "message" && f.text === "still there?", "the message");
+  // Per device: the old phone failed (the user-level tick is the other helpers' rule).
+  expect(failed).toEqual([
+    [deviceKey("bob" as UserId, "oldphone" as DeviceId), "recipient_queue_full"],
+  ]);
 });
