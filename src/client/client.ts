@@ -124,6 +124,8 @@ const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([4401]);
 /** Error codes after which a resend may succeed: the send stays pending. */
 const TRANSIENT_ERRORS: ReadonlySet<string> = new Set([
   "rate_limited",
+  "quota_exceeded",
+  "recipient_queue_full",
   "overloaded",
   "store_unavailable",
   "timeout",

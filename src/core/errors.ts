@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "rate_limited",
   // delivery
   "recipient_queue_full",
+  "quota_exceeded",
   "ttl_expired",
   "attempts_exhausted",
   "overloaded",

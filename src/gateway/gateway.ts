@@ -24,6 +24,11 @@ export const CLOSE_CODES = Object.freeze({
   unauthorized: 4401,
   /** The client did not read fast enough; its messages stay queued for its next connection. */
   slowConsumer: 4408,
+  /**
+   * The connection stopped acking its messages (ack timeout plus the outbox's grace); they
+   * are redelivered on the device's next connection.
+   */
+  unresponsive: 4409,
   /** Something went wrong inside the server. */
   internal: 1011,
 });
@@ -170,7 +175,18 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     this.#presence = options.presence;
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
-    this.#detach = this.router.attach((sessions, frame) => this.#deliver(sessions, frame));
+    const detachSink = this.router.attach((sessions, frame) => this.#deliver(sessions, frame));
+    const onUnresponsive = (sessions: readonly SessionId[]) => {
+      for (const id of sessions) {
+        const conn = this.#conns.get(id);
+        if (conn) this.#kick(conn, CLOSE_CODES.unresponsive, "unresponsive");
+      }
+    };
+    this.router.on("unresponsive", onUnresponsive);
+    this.#detach = () => {
+      detachSink();
+      this.router.off("unresponsive", onUnresponsive);
+    };
   }
 
   /** How many connections are open. */

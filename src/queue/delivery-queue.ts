@@ -18,6 +18,7 @@ import {
   TypedEmitter,
   type UserId,
 } from "../core/index.js";
+import { ackWatchStep, type ProbeFn, type UnresponsiveFn } from "./ack-watch.js";
 import { LoadSignal } from "./load-signal.js";
 import {
   type AppendResult,
@@ -36,9 +37,20 @@ import {
   retryPolicySchema,
 } from "./retry-policy.js";
 import { matchRoster } from "./roster-match.js";
+import {
+  overQuota,
+  QUOTA_CHECK_ABOVE,
+  SENDER_QUOTA_DEFAULTS,
+  type SenderQuota,
+  tally,
+  type Usage,
+} from "./sender-quota.js";
 
-/** Why an entry failed: its time-to-live ran out, or every attempt went unacked while connected. */
-export type FailReason = "ttl_expired" | "attempts_exhausted";
+/**
+ * Why an entry failed: its time-to-live ran out, every attempt (over all connections) went
+ * unacked, or (a group post) the device's queue was full so it never got an entry.
+ */
+export type FailReason = "ttl_expired" | "attempts_exhausted" | "recipient_queue_full";
 
 /** Pushes one message towards a device's current session. It may be lost; only an ack clears the entry. */
 export type TransmitFn = (device: DeviceKey, envelope: Envelope, attempt: number) => void;
@@ -48,12 +60,21 @@ export type FailedFn = (envelope: Envelope, device: DeviceKey, reason: FailReaso
 
 /** The answer to {@link DeliveryQueue.enqueue}. */
 export type EnqueueResult =
-  | { readonly ok: true }
+  /**
+   * Stored. `skipped`: recipient devices whose queues were full, left out (the send is not
+   * refused for the others; the caller reports them failed to the sender).
+   */
+  | { readonly ok: true; readonly skipped?: readonly DeviceKey[] }
   | {
       readonly ok: false;
       readonly code: "recipient_queue_full";
       readonly full: readonly DeviceKey[];
     }
+  /**
+   * The sender already has its quota waiting for these devices (see `perSender`): nothing
+   * was stored; the sender may retry once they have taken some.
+   */
+  | { readonly ok: false; readonly code: "quota_exceeded"; readonly over: readonly DeviceKey[] }
   /**
    * The same (sender, client id) was accepted concurrently (on another node): nothing was
    * stored, and `record` is the original send to answer with.
@@ -88,13 +109,28 @@ export interface DeliveryQueueOptions {
   readonly transmit: TransmitFn;
   /** Told when an entry fails; the router sends `failed` receipts from here. */
   readonly onFailed?: FailedFn;
+  /** Told when a connected device's transmissions passed their ack timeout unacked (see {@link ProbeFn}). */
+  readonly onProbe?: ProbeFn;
+  /**
+   * Told when a connected device stopped acking (ack timeout plus `ackGraceMs`): close its
+   * connection; its next one gets the redelivery (see {@link UnresponsiveFn}).
+   */
+  readonly onUnresponsive?: UnresponsiveFn;
+  /**
+   * How long after a transmission's ack timeout (the lane's retry delay) a connected device
+   * may still ack it before it counts as unresponsive. @default 10_000
+   */
+  readonly ackGraceMs?: number;
   /** Where entries and dedupe records live. @default new MemoryQueueStore() */
   readonly store?: QueueStore;
   /** @default systemClock */
   readonly clock?: Clock;
   /** Jitter for `randomize`. @default systemRandom */
   readonly random?: RandomSource;
-  /** Redelivery policy for every lane. @default { retries: 10, factor: 2, minTimeout: 1000, maxTimeout: 60_000, randomize: false } */
+  /**
+   * Redelivery policy for every lane: `retries` + 1 transmissions at most, over all the
+   * device's connections (a message is sent once per connection, again only on the next
+   * one); the delays are each transmission's ack timeout. @default { retries: 10, factor: 2, minTimeout: 1000, maxTimeout: 60_000, randomize: false } */
   readonly retry?: Partial<RetryPolicy>;
   /** Per-lane overrides. */
   readonly lanes?: Partial<Record<Priority, LaneOptions>>;
@@ -102,6 +138,13 @@ export interface DeliveryQueueOptions {
   readonly ttlMs?: number;
   /** Most entries one device may have queued; more is refused with `recipient_queue_full`. @default 10_000 */
   readonly maxPerDevice?: number;
+  /**
+   * Most one sender may have waiting for one device (see {@link SenderQuota}); more is
+   * refused to that sender with `quota_exceeded`, so a flood never fills the device's queue
+   * for its other correspondents. Counted over what this queue holds in memory (on a shared
+   * store: this node's share). `false` turns it off. @default { count: 2000, bytes: 16 MiB }
+   */
+  readonly perSender?: Partial<SenderQuota> | false;
   /**
    * Most unacked transmissions in flight per connected device. `1` gives strict FIFO at the
    * device even over a lossy link. A reconnect sends this many at once, the rest as acks
@@ -172,8 +215,9 @@ export interface QueueStats {
 /** Events of {@link DeliveryQueue}, for observability. */
 export interface DeliveryQueueEvents {
   enqueued: (device: DeviceKey, envelope: Envelope) => void;
-  /** Every transmission, first or retry. */
+  /** Every transmission, first or redelivery. */
   transmitted: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
+  /** A redelivery: a transmission after the first, on a later connection of the device. */
   retried: (device: DeviceKey, envelope: Envelope, attempt: number) => void;
   /** A low-lane entry of a connected device held back by degraded mode. */
   deferred: (device: DeviceKey, envelope: Envelope) => void;
@@ -182,6 +226,10 @@ export interface DeliveryQueueEvents {
   expired: (device: DeviceKey, envelope: Envelope) => void;
   failed: (device: DeviceKey, envelope: Envelope, reason: FailReason) => void;
   refused: (envelope: Envelope, full: readonly DeviceKey[]) => void;
+  /** A connected device's acks are overdue: it was probed (see {@link ProbeFn}). */
+  probe: (device: DeviceKey) => void;
+  /** A connected device stopped acking (see {@link UnresponsiveFn}). */
+  unresponsive: (device: DeviceKey) => void;
   /** A store call failed after its retries (the queue carries on in memory). */
   storeError: (error: unknown, op: string) => void;
   /**
@@ -192,7 +240,7 @@ export interface DeliveryQueueEvents {
   callbackError: (
     error: unknown,
     device: DeviceKey,
-    callback: "transmit" | "onFailed" | "online",
+    callback: "transmit" | "onFailed" | "online" | "probe" | "unresponsive",
   ) => void;
 }
 
@@ -224,6 +272,9 @@ const fn = <T>() => z.custom<T>((v) => typeof v === "function");
 const optionsSchema = z.object({
   transmit: fn<TransmitFn>(),
   onFailed: fn<FailedFn>().optional(),
+  onProbe: fn<ProbeFn>().optional(),
+  onUnresponsive: fn<UnresponsiveFn>().optional(),
+  ackGraceMs: z.number().min(0).default(10_000),
   store: z.custom<QueueStore>((v) => typeof v === "object" && v !== null).optional(),
   clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
   random: z.custom<RandomSource>((v) => typeof v === "object" && v !== null).optional(),
@@ -240,6 +291,12 @@ const optionsSchema = z.object({
     .positive()
     .default(30 * DAY),
   maxPerDevice: z.int().min(1).default(10_000),
+  perSender: z
+    .union([
+      z.literal(false),
+      z.strictObject({ count: z.int().min(1).optional(), bytes: z.int().min(1).optional() }),
+    ])
+    .optional(),
   window: z.int().min(1).default(16),
   order: z.enum(["fifo", "priority"]).default("fifo"),
   sharedStore: z.boolean().default(false),
@@ -349,6 +406,10 @@ interface DeviceState {
   vSent: number;
   /** When each in-flight log message is due for a retry, by absolute index modulo the window. */
   vDue: Float64Array | undefined;
+  /** When the current connection was probed for overdue acks (-1: not probed). */
+  probedAt: number;
+  /** What each sender has waiting here, kept once the quota was checked on a backlog. */
+  usage: Map<UserId, Usage> | undefined;
 }
 
 /**
@@ -374,11 +435,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   readonly #random: RandomSource;
   readonly #transmit: TransmitFn;
   readonly #onFailed: FailedFn | undefined;
+  readonly #onProbe: ProbeFn | undefined;
+  readonly #onUnresponsive: UnresponsiveFn | undefined;
+  readonly #ackGraceMs: number;
   readonly #policies: readonly [RetryPolicy, RetryPolicy, RetryPolicy];
   /** Each lane's wait after a first transmission, when it has no jitter (computed once). */
   readonly #firstDelay: readonly [number | undefined, number | undefined, number | undefined];
   readonly #ttlMs: number;
   readonly #maxPerDevice: number;
+  readonly #quota: SenderQuota | undefined;
   readonly #window: number;
   readonly #priorityOrder: boolean;
   readonly #shared: boolean;
@@ -453,6 +518,9 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#random = options.random ?? systemRandom;
     this.#transmit = options.transmit;
     this.#onFailed = options.onFailed;
+    this.#onProbe = options.onProbe;
+    this.#onUnresponsive = options.onUnresponsive;
+    this.#ackGraceMs = o.ackGraceMs;
     const base = resolveRetryPolicy(options.retry, QUEUE_RETRY_DEFAULTS);
     this.#policies = [
       resolveRetryPolicy(options.lanes?.high?.retry, base),
@@ -467,6 +535,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     ];
     this.#ttlMs = o.ttlMs;
     this.#maxPerDevice = o.maxPerDevice;
+    this.#quota =
+      options.perSender === false
+        ? undefined
+        : { ...SENDER_QUOTA_DEFAULTS, ...dropUndefined(options.perSender ?? {}) };
     this.#window = o.window;
     this.#priorityOrder = o.order === "priority";
     this.#shared = o.sharedStore;
@@ -544,9 +616,10 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   }
 
   /**
-   * Queues `envelope` for each recipient device, all or nothing: if any device would exceed
-   * `maxPerDevice`, nothing is stored and the answer is `recipient_queue_full` (so the router
-   * refuses before the `sent` tick). Connected devices get it transmitted at once, in FIFO
+   * Queues `envelope` for each recipient device. A device that would exceed `maxPerDevice`
+   * is left out (`skipped`); only when every device would, nothing is stored and the answer
+   * is `recipient_queue_full` (so the router refuses before the `sent` tick). A sender over
+   * its `perSender` quota for a device is refused with `quota_exceeded`. Connected devices get it transmitted at once, in FIFO
    * order behind what they already have.
    * @throws RelayError `store_unavailable` (or the store's own error) when the store fails after its retries
    */
@@ -557,20 +630,27 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   ): Promise<EnqueueResult> {
     const message = this.#admit(envelope);
     const devices = distinct(recipients);
+    const over = this.#overQuota(envelope, devices, undefined);
+    if (over) return this.#refuseQuota(envelope, over);
     const dedupeUntil = this.#dedupeUntil(message, options);
     const store = this.#store;
-    const max = this.#maxPerDevice;
-    let result: AppendResult;
-    try {
-      // Awaited directly (not through #io) so the common path costs one await.
-      // (A retry below may follow a partial write: it does not claim `fresh`.)
-      result = await store.append(message, devices, max, dedupeUntil, options.fresh);
-    } catch (err) {
-      result = await this.#retryIo(
-        "append",
-        () => store.append(message, devices, max, dedupeUntil),
-        err,
-      );
+    const max = capFor(envelope, this.#maxPerDevice);
+    const append = async (to: readonly DeviceKey[], fresh: boolean | undefined) => {
+      try {
+        // Awaited directly (not through #io) so the common path costs one await.
+        // (A retry below may follow a partial write: it does not claim `fresh`.)
+        return await store.append(message, to, max, dedupeUntil, fresh);
+      } catch (err) {
+        return this.#retryIo("append", () => store.append(message, to, max, dedupeUntil), err);
+      }
+    };
+    let result = await append(devices, options.fresh);
+    const skipped = skippable(envelope, devices, result);
+    if (skipped) {
+      // The full devices go without (see EnqueueResult), the others get it.
+      const rest = devices.filter((d) => !skipped.has(d));
+      result = await append(rest, options.fresh);
+      return withSkipped(this.#appended(message, rest, result, options.online), skipped);
     }
     return this.#appended(message, devices, result, options.online);
   }
@@ -633,18 +713,48 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         devices = kept.map((state) => state.key);
       }
     }
+    const over = this.#overQuota(envelope, devices, states);
+    if (over) {
+      if (states) this.#forgetIdle(states);
+      return this.#refuseQuota(envelope, over);
+    }
     let result: AppendResult;
+    const max = capFor(message.envelope, this.#maxPerDevice);
     try {
       result = store.appendSync(
         message,
         devices,
-        this.#maxPerDevice,
+        max,
         this.#dedupeUntil(message, options),
         options.fresh,
       );
     } catch (err) {
       if (states) this.#forgetIdle(states);
       throw this.#storeFailure(err, "append");
+    }
+    const skipped = skippable(message.envelope, devices, result);
+    if (skipped) {
+      // The full devices go without (see EnqueueResult), the others get it.
+      const all = devices;
+      devices = all.filter((d) => !skipped.has(d));
+      states = states?.filter((_, i) => !skipped.has(all[i]!));
+      try {
+        result = store.appendSync(
+          message,
+          devices,
+          max,
+          this.#dedupeUntil(message, options),
+          options.fresh,
+        );
+      } catch (err) {
+        if (states) this.#forgetIdle(states);
+        throw this.#storeFailure(err, "append");
+      }
+      if (!result.ok && states) this.#forgetIdle(states);
+      return withSkipped(
+        this.#appended(message, devices, result, options.online, states, true),
+        skipped,
+      );
     }
     if (!result.ok && states) this.#forgetIdle(states);
     if (
@@ -845,6 +955,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (state.roster === roster) {
         held++;
         state.count++;
+        if (state.usage) tally(state.usage, env, 1);
         if (state.online) this.#onlineEntries++;
       } else {
         this.#insert(state, message, true, false);
@@ -953,6 +1064,51 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       shared.inExpiry = false;
       this.#expDead++;
     }
+  }
+
+  /**
+   * The devices for which the sender of `envelope` is at its quota, or `undefined`. Only
+   * devices holding a backlog are looked at (see {@link QUOTA_CHECK_ABOVE}).
+   */
+  #overQuota(
+    envelope: Envelope,
+    devices: readonly DeviceKey[],
+    states: readonly DeviceState[] | undefined,
+  ): DeviceKey[] | undefined {
+    const quota = this.#quota;
+    // (A system message is never refused: membership changes must arrive.)
+    if (!quota || envelope.system !== undefined) return undefined;
+    let over: DeviceKey[] | undefined;
+    for (let i = 0; i < devices.length; i++) {
+      const state = states?.[i] ?? this.#devices.get(devices[i]!);
+      if (!state || state.detached || state.count < QUOTA_CHECK_ABOVE) continue;
+      if (overQuota(this.#usageOf(state).get(envelope.from), envelope, quota)) {
+        over ??= [];
+        over.push(devices[i]!);
+      }
+    }
+    return over;
+  }
+
+  /** What each sender has waiting for a device: counted once, then kept up to date. */
+  #usageOf(state: DeviceState): Map<UserId, Usage> {
+    if (state.usage) return state.usage;
+    const usage = new Map<UserId, Usage>();
+    for (const e of entriesOf(state)) tally(usage, e.envelope, 1);
+    const r = state.roster;
+    if (r) {
+      for (let at = state.vFrom; at < r.offset + r.log.length; at++) {
+        tally(usage, r.log[at - r.offset]!.envelope, 1);
+      }
+    }
+    state.usage = usage;
+    return usage;
+  }
+
+  #refuseQuota(envelope: Envelope, over: readonly DeviceKey[]): EnqueueResult {
+    this.#stats.refused++;
+    this.emit("refused", envelope, over);
+    return { ok: false, code: "quota_exceeded", over };
   }
 
   /** After a refused append: the states built for it that hold nothing go again. */
@@ -1321,6 +1477,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         else state.vSent++;
         state.vFrom++;
         if (--shared.holders === 0 && shared.entries === 0) this.#sharedDead(shared);
+        if (state.usage) tally(state.usage, shared.envelope, -1);
         state.count--;
         this.#depth--;
         if (state.online) this.#onlineEntries--;
@@ -1398,6 +1555,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
         vFrom: 0,
         vSent: 0,
         vDue: undefined,
+        probedAt: -1,
+        usage: undefined,
       };
       this.#devices.set(key, s);
     }
@@ -1410,6 +1569,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     state.detached = true;
     // (It holds nothing, through a log or not: no roster may count it again.)
     state.roster = undefined;
+    state.usage = undefined;
   }
 
   /** The entry of message `id` held for the device, if any. */
@@ -1449,6 +1609,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       state.index = new Map(entriesOf(state).map((x) => [x.envelope.id, x]));
     }
     state.count++;
+    if (state.usage) tally(state.usage, env, 1);
     this.#depth++;
     if (state.online) this.#onlineEntries++;
     this.#stats.enqueued++;
@@ -1472,6 +1633,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #retire(e: Entry): void {
     const s = e.device;
     e.done = true;
+    if (s.usage) tally(s.usage, e.envelope, -1);
     if (--s.count === 0) s.index = undefined;
     else s.index?.delete(e.envelope.id);
     if (e.sent) {
@@ -1515,6 +1677,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#resetInflight(state);
     if (!state.online) this.#onlineEntries += state.count;
     state.online = true;
+    this.#failExhausted(state);
     // At once, in order, as much as the window allows; acks bring the rest (MQTT resends its
     // in-flight messages on reconnect the same way, bounded by Receive Maximum). A burst of
     // the whole backlog would overtake itself when one packet of it is lost, and could trip
@@ -1537,6 +1700,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
 
   #resetInflight(state: DeviceState): void {
     this.#clearTimer(state);
+    state.probedAt = -1;
     for (let l = 0; l < 3; l++) {
       const lane = state.lanes[l]!;
       for (let i = 0; i < state.sent[l]!; i++) lane[i]!.sent = false;
@@ -1567,13 +1731,31 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   #next(state: DeviceState, degraded: boolean): Entry | undefined {
     const h = state.lanes[0][state.sent[0]];
     const n = state.lanes[1][state.sent[1]];
-    if (degraded) return h ?? n;
+    if (degraded) return this.#carry(state, h ?? n);
     if (this.#priorityOrder) return h ?? n ?? state.lanes[2][state.sent[2]];
     const l = state.lanes[2][state.sent[2]];
     let best = h;
     if (n && (!best || n.ord < best.ord)) best = n;
     if (l && (!best || l.ord < best.ord)) best = l;
     return best;
+  }
+
+  /**
+   * Degraded order may send `e` ahead of the low lane, but not ahead of an older low-lane
+   * entry of its own conversation (a client may ask for `low` for one message): then the
+   * low lane's head goes first, until that entry is out. Lanes delay a conversation, never
+   * reorder it.
+   */
+  #carry(state: DeviceState, e: Entry | undefined): Entry | undefined {
+    if (!e) return e;
+    const low = state.lanes[LOW];
+    const from = state.sent[LOW];
+    if (from >= low.length || low[from]!.ord > e.ord) return e;
+    const conversation = e.envelope.conversation;
+    for (let i = from; i < low.length && low[i]!.ord < e.ord; i++) {
+      if (low[i]!.envelope.conversation === conversation) return low[from];
+    }
+    return e;
   }
 
   /**
@@ -1603,7 +1785,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
           e = state.lanes[LOW][state.sent[LOW]];
           if (!e) break;
         }
-        this.#send(e, false);
+        this.#send(e);
       }
     } finally {
       state.pumping = false;
@@ -1654,7 +1836,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
-  #send(e: Entry, retry: boolean): void {
+  #send(e: Entry): void {
     const s = e.device;
     if (!e.sent) {
       e.sent = true;
@@ -1671,7 +1853,8 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       this.#clock.now() + (first ?? retryDelay(this.#policies[e.lane], attempt, this.#random));
     this.#armDevice(s, e.dueAt);
     this.#stats.transmitted++;
-    if (retry) {
+    if (attempt > 1) {
+      // A redelivery (on a later connection than the first transmission).
       this.#stats.retried++;
       this.emit("retried", s.key, e.envelope, e.attempts);
     }
@@ -1814,6 +1997,12 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     }
   }
 
+  /**
+   * A connected device's ack deadline passed. Nothing is sent again on this connection (TCP
+   * retransmits on a live one): transmissions out of attempts fail; otherwise the device is
+   * probed, and told unresponsive when its acks stay overdue past `ackGraceMs`, so that its
+   * next connection gets the redelivery.
+   */
   #retryDue(state: DeviceState): void {
     if (!state.online || this.#closed || this.#devices.get(state.key) !== state) return;
     const now = this.#clock.now();
@@ -1821,11 +2010,7 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     try {
       for (const e of this.#inflight(state)) {
         if (e.done || !e.sent || e.dueAt > now || !state.online) continue;
-        if (e.attempts >= this.#policies[e.lane].retries + 1) {
-          this.#fail(e, "attempts_exhausted");
-          continue;
-        }
-        this.#send(e, true);
+        if (e.attempts >= this.#policies[e.lane].retries + 1) this.#fail(e, "attempts_exhausted");
       }
     } finally {
       state.pumping = false;
@@ -1833,10 +2018,50 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     if (this.#devices.get(state.key) !== state) return;
     this.#pump(state, this.#window);
     this.#release();
-    let next = Number.POSITIVE_INFINITY;
-    for (const e of this.#inflight(state)) if (e.dueAt < next) next = e.dueAt;
-    if (next < Number.POSITIVE_INFINITY) this.#armDevice(state, next);
+    if (state.online && this.#devices.get(state.key) === state) this.#watchAcks(state, now);
     if (state.count === 0 && !state.online) this.#forget(state);
+  }
+
+  /** The ack watch of a connected device (see {@link ackWatchStep}). */
+  #watchAcks(state: DeviceState, now: number): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const e of this.#inflight(state)) if (e.sent && e.dueAt < oldest) oldest = e.dueAt;
+    const step = ackWatchStep(now, oldest, state.probedAt, this.#ackGraceMs);
+    state.probedAt = step.probedAt;
+    if (step.until < Number.POSITIVE_INFINITY) this.#armDevice(state, step.until);
+    if (step.action === "none") return;
+    this.emit(step.action, state.key);
+    const callback = step.action === "probe" ? this.#onProbe : this.#onUnresponsive;
+    try {
+      callback?.(state.key);
+    } catch (err) {
+      this.emit("callbackError", err, state.key, step.action);
+    }
+  }
+
+  /** On a (re)connect: entries out of attempts fail instead of being sent again. */
+  #failExhausted(state: DeviceState): void {
+    let any = false;
+    for (let l = 0; l < 3 && !any; l++) {
+      for (const e of state.lanes[l]!) {
+        if (e.attempts >= this.#policies[e.lane].retries + 1) {
+          any = true;
+          break;
+        }
+      }
+    }
+    if (!any) return;
+    state.pumping = true;
+    try {
+      for (const e of entriesOf(state)) {
+        if (!e.done && e.attempts >= this.#policies[e.lane].retries + 1) {
+          this.#fail(e, "attempts_exhausted");
+        }
+      }
+    } finally {
+      state.pumping = false;
+    }
+    this.#compactExpiry();
   }
 
   #fail(e: Entry, reason: FailReason): void {
@@ -2057,4 +2282,37 @@ function distinct(recipients: readonly DeviceKey[]): readonly DeviceKey[] {
 /** Errors worth retrying: anything but a RelayError with a definite code. */
 function transient(err: unknown): boolean {
   return !(err instanceof RelayError) || err.code === "store_unavailable" || err.code === "timeout";
+}
+
+/** The object without its `undefined` properties (so they do not override defaults). */
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o))
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** The device cap for an envelope: none for a system message (a membership change is never refused). */
+function capFor(envelope: Envelope, max: number): number {
+  return envelope.system === undefined ? max : Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * The full devices to leave out of an append refused for them, or `undefined`: a full
+ * device (a group member's, or one of a user's devices that stopped connecting) costs only
+ * itself. Not when every recipient is full: then the send is refused.
+ */
+function skippable(
+  _envelope: Envelope,
+  devices: readonly DeviceKey[],
+  result: AppendResult,
+): Set<DeviceKey> | undefined {
+  if (result.ok || !("full" in result)) return undefined;
+  const full = new Set(result.full);
+  return devices.some((d) => !full.has(d)) ? full : undefined;
+}
+
+/** An accepted result that names the devices left out. */
+function withSkipped(result: EnqueueResult, skipped: ReadonlySet<DeviceKey>): EnqueueResult {
+  return result.ok ? { ok: true, skipped: [...skipped] } : result;
 }

@@ -8,6 +8,7 @@ import {
   type FailedFn,
   type SentRecord,
   type TransmitFn,
+  type UnresponsiveFn,
 } from "../queue/index.js";
 
 /** How an outbox reaches devices and reports failures: provided by the router. */
@@ -16,6 +17,8 @@ export interface OutboxHooks {
   readonly transmit: TransmitFn;
   /** A delivery was given up: the router tells the sender. Called once per (message, device). */
   readonly onFailed: FailedFn;
+  /** A connected device stopped acking: the router has its connections closed. */
+  readonly onUnresponsive?: UnresponsiveFn;
 }
 
 /**
@@ -70,7 +73,7 @@ export type OutboxFactory = (hooks: OutboxHooks) => Outbox;
 
 /** An {@link OutboxFactory} for a {@link DeliveryQueue} with the given options. */
 export function deliveryQueue(
-  options: Omit<DeliveryQueueOptions, "transmit" | "onFailed"> = {},
+  options: Omit<DeliveryQueueOptions, "transmit" | "onFailed" | "onUnresponsive"> = {},
 ): OutboxFactory {
   return (hooks) => new DeliveryQueue({ ...options, ...hooks });
 }

@@ -84,6 +84,8 @@ export interface RouterHooks {
 export type ControlHandler = (body: unknown, from: NodeId) => Promise<unknown>;
 
 const REPLY = "reply";
+/** The control op asking a node to close sessions that stopped acking. */
+const UNRESPONSIVE = "relaykit.unresponsive";
 
 function asCode(code: string | undefined): ErrorCode {
   return (ERROR_CODES as readonly string[]).includes(code ?? "") ? (code as ErrorCode) : "internal";
@@ -168,6 +170,12 @@ export interface RouterEvents {
   failed: (envelope: Envelope, device: DeviceKey, reason: FailReason) => void;
   /** A routing step failed on infrastructure (store or bus); the outbox will retry. */
   error: (error: RelayError) => void;
+  /**
+   * These sessions of this node stopped acking their messages (see the outbox's
+   * `onUnresponsive`): the gateway closes them, so their devices' next connections get the
+   * redelivery.
+   */
+  unresponsive: (sessions: readonly SessionId[]) => void;
 }
 
 /**
@@ -293,7 +301,11 @@ export class Router extends TypedEmitter<RouterEvents> {
       transmit: (device: DeviceKey, envelope: Envelope) => this.#transmit(device, envelope),
       onFailed: (envelope: Envelope, device: DeviceKey, reason: FailReason) =>
         this.#onFailed(envelope, device, reason),
+      onUnresponsive: (device: DeviceKey) => this.#onUnresponsive(device),
     };
+    this.#handlers.set(UNRESPONSIVE, async (body) => {
+      this.emit("unresponsive", (body as { sessions: SessionId[] }).sessions);
+    });
     this.outbox = (options.outbox ?? deliveryQueue({ clock: this.#clock }))(hooks);
   }
 
@@ -533,7 +545,9 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (!result.ok) {
       return errorFrame(
         result.code,
-        "a recipient device has too many undelivered messages",
+        result.code === "quota_exceeded"
+          ? "you have too many undelivered messages for a recipient device; retry later"
+          : "a recipient device has too many undelivered messages; retry later",
         frame.id,
       );
     }
@@ -655,7 +669,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     policy: GroupReceiptPolicy | undefined,
   ): Steps<
     | { ok: true }
-    | { ok: false; code: "recipient_queue_full" }
+    | { ok: false; code: "recipient_queue_full" | "quota_exceeded" }
     | { ok: false; code: "duplicate"; record: SentRecord }
   > {
     let result: EnqueueResult;
@@ -691,6 +705,11 @@ export class Router extends TypedEmitter<RouterEvents> {
           : NO_TRACK_OPTIONS
         : { policy, distinct: shared },
     );
+    // Devices whose queues were full were left out: the sender sees them failed per device
+    // (each device can tell from the gap in its seqs).
+    if (result.skipped) {
+      for (const d of result.skipped) this.#onFailed(envelope, d, "recipient_queue_full");
+    }
     // The first transmissions go out now (tracked first, so even an ack that comes back at
     // once finds the message), with the sessions just looked up. When a step above had to
     // wait, the flush scheduled by the transmit has already sent them.
@@ -1169,6 +1188,27 @@ export class Router extends TypedEmitter<RouterEvents> {
           return direct();
         },
       )
+      .catch((cause: unknown) => this.#report(cause));
+  }
+
+  /** A device stopped acking: its sessions' nodes are told to close them (see `unresponsive`). */
+  #onUnresponsive(device: DeviceKey): void {
+    const { userId, deviceId } = splitDeviceKey(device);
+    Promise.resolve(this.directory.lookup(userId))
+      .then((sessions) => {
+        const byNode = new Map<NodeId, SessionId[]>();
+        for (const s of sessions) {
+          if (s.deviceId !== deviceId) continue;
+          const list = byNode.get(s.nodeId);
+          if (list) list.push(s.sessionId);
+          else byNode.set(s.nodeId, [s.sessionId]);
+        }
+        for (const [node, list] of byNode) {
+          if (node === this.nodeId) this.emit("unresponsive", list);
+          // A lost request is asked again: the outbox repeats it while the device stays silent.
+          else this.request(node, UNRESPONSIVE, { sessions: list }).catch(() => {});
+        }
+      })
       .catch((cause: unknown) => this.#report(cause));
   }
 

@@ -113,6 +113,12 @@ export interface SimulationOptions {
   readonly window?: number;
   /** Queue time-to-live in ms. @default 1 hour */
   readonly ttlMs?: number;
+  /**
+   * How long after an ack deadline a connected device may still ack before its connection is
+   * closed as unresponsive (the queue's `ackGraceMs`; shorter than the library's 10 s so a
+   * lost packet is redelivered well inside `quietMs`). @default 2000
+   */
+  readonly ackGraceMs?: number;
   /** Application hooks on every router (a spam filter, say). */
   readonly hooks?: RouterHooks;
   /** More router options per node (ports the lead wires in later: receipts, groups). */
@@ -702,6 +708,7 @@ export class Simulation {
       retry: { ...DEFAULT_RETRY, ...this.#opts.retry },
       window: this.#opts.window ?? 1,
       ttlMs: this.#opts.ttlMs ?? 3_600_000,
+      ackGraceMs: this.#opts.ackGraceMs ?? 2000,
       load: new LoadSignal({ clock, histogram: false }),
       storeRetry: false as const,
     };
@@ -715,6 +722,7 @@ export class Simulation {
       store: this.queueStore,
       transmit: (device, envelope, attempt) => any()?.transmit(device, envelope, attempt),
       onFailed: (envelope, device, reason) => any()?.onFailed(envelope, device, reason),
+      onUnresponsive: (device) => any()?.onUnresponsive?.(device),
     });
     return { queue, hooks };
   }

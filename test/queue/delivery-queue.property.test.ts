@@ -150,12 +150,12 @@ describe("DeliveryQueue property", () => {
                 recipients,
                 op.online ? { online: (d) => online.has(d) } : {},
               );
-              if (!r.ok) {
-                for (const d of recipients) {
-                  accepted.delete(`${env.id}|${d}`);
-                  untransmitted.get(d)?.delete(env.id);
-                  refused.add(`${env.id}|${d}`);
-                }
+              // Refused, or accepted without the devices whose queues were full.
+              const left = r.ok ? (r.skipped ?? []) : recipients;
+              for (const d of left) {
+                accepted.delete(`${env.id}|${d}`);
+                untransmitted.get(d)?.delete(env.id);
+                refused.add(`${env.id}|${d}`);
               }
               break;
             }

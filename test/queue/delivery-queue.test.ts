@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  conversationId,
   type DeviceKey,
   deviceId,
   deviceKey,
@@ -35,7 +36,11 @@ interface Sent {
   attempt: number;
 }
 
-function setup(opts: Partial<DeliveryQueueOptions> = {}) {
+/**
+ * `reconnect`: a connection that stops acking is closed at its ack deadline (`ackGraceMs`
+ * 0) and the device connects again at once, so each redelivery goes to a new connection.
+ */
+function setup(opts: Partial<DeliveryQueueOptions> = {}, { reconnect = false } = {}) {
   const clock = new ManualClock();
   const store = (opts.store as MemoryQueueStore | undefined) ?? new MemoryQueueStore();
   const sent: Sent[] = [];
@@ -49,6 +54,15 @@ function setup(opts: Partial<DeliveryQueueOptions> = {}) {
     storeRetry: false,
     transmit: (device, env, attempt) => sent.push({ t: clock.now(), device, id: env.id, attempt }),
     onFailed: (env, device, reason) => failed.push({ t: clock.now(), id: env.id, device, reason }),
+    ...(reconnect
+      ? {
+          ackGraceMs: 0,
+          onUnresponsive: (device: DeviceKey) => {
+            q.deviceDisconnected(device);
+            q.deviceConnected(device);
+          },
+        }
+      : {}),
     ...opts,
   });
   const ids = (device?: DeviceKey) =>
@@ -56,15 +70,24 @@ function setup(opts: Partial<DeliveryQueueOptions> = {}) {
   return { clock, store, sent, failed, q, load, ids };
 }
 
+/** `envelope(n, lane)` in a conversation of its own lane (lanes never reorder one conversation). */
+const laned = (n: number, lane: "high" | "normal" | "low") => ({
+  ...envelope(n, lane),
+  conversation: conversationId(`dm:alice:bob:${lane}`),
+});
+
 const on = () => true;
 const off = () => false;
 const mid = (n: number): MessageId => messageId(`m${n}`);
 
 describe("DeliveryQueue: redelivery", () => {
   it("retries on the exact p-retry schedule, then fails once with attempts_exhausted", async () => {
-    const { clock, q, sent, failed, store } = setup({
-      retry: { retries: 3, minTimeout: 1000, factor: 2 },
-    });
+    const { clock, q, sent, failed, store } = setup(
+      {
+        retry: { retries: 3, minTimeout: 1000, factor: 2 },
+      },
+      { reconnect: true },
+    );
     expect(await q.enqueue(envelope(1), [phone], { online: on })).toEqual({ ok: true });
     clock.advance(60_000);
     expect(sent.map((s) => [s.t, s.attempt])).toEqual([
@@ -82,10 +105,13 @@ describe("DeliveryQueue: redelivery", () => {
   });
 
   it("uses each lane's own policy and caps at maxTimeout", async () => {
-    const { clock, q, sent } = setup({
-      retry: { retries: 4, minTimeout: 1000, factor: 2, maxTimeout: 3000 },
-      lanes: { high: { retry: { minTimeout: 100, factor: 3 } } },
-    });
+    const { clock, q, sent } = setup(
+      {
+        retry: { retries: 4, minTimeout: 1000, factor: 2, maxTimeout: 3000 },
+        lanes: { high: { retry: { minTimeout: 100, factor: 3 } } },
+      },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1, "high"), [phone], { online: on });
     await q.enqueue(envelope(2, "low"), [laptop], { online: on });
     clock.advance(100_000);
@@ -102,7 +128,10 @@ describe("DeliveryQueue: redelivery", () => {
 
   it("randomize draws jitter from the injected random source", async () => {
     const policy = { retries: 3, minTimeout: 1000, factor: 2, randomize: true };
-    const { clock, q, sent } = setup({ retry: policy, random: seededRandom("j") });
+    const { clock, q, sent } = setup(
+      { retry: policy, random: seededRandom("j") },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1), [phone], { online: on });
     clock.advance(100_000);
     const r = seededRandom("j");
@@ -115,7 +144,7 @@ describe("DeliveryQueue: redelivery", () => {
   });
 
   it("an ack stops the retries and removes the entry from the store", async () => {
-    const { clock, q, sent, failed, store } = setup({ retry: { retries: 3 } });
+    const { clock, q, sent, failed, store } = setup({ retry: { retries: 3 } }, { reconnect: true });
     await q.enqueue(envelope(1), [phone, laptop], { online: on });
     clock.advance(1000);
     expect(await q.ack(phone, [mid(1), messageId("unknown")])).toBe(1);
@@ -129,13 +158,16 @@ describe("DeliveryQueue: redelivery", () => {
 
   it("a transmit that throws counts as a lost transmission", async () => {
     let calls = 0;
-    const { clock, q } = setup({
-      retry: { retries: 2 },
-      transmit: () => {
-        calls++;
-        throw new Error("socket gone");
+    const { clock, q } = setup(
+      {
+        retry: { retries: 2 },
+        transmit: () => {
+          calls++;
+          throw new Error("socket gone");
+        },
       },
-    });
+      { reconnect: true },
+    );
     const errors: unknown[] = [];
     q.on("callbackError", (e, _d, which) => errors.push(`${which}: ${(e as Error).message}`));
     await q.enqueue(envelope(1), [phone], { online: on });
@@ -169,7 +201,7 @@ describe("DeliveryQueue: redelivery", () => {
 
 describe("DeliveryQueue: FIFO per device", () => {
   it("window 1: a later message waits for the earlier one's ack, even across retries", async () => {
-    const { clock, q, ids } = setup({ window: 1 });
+    const { clock, q, ids } = setup({ window: 1 }, { reconnect: true });
     for (const n of [1, 2, 3]) await q.enqueue(envelope(n), [phone], { online: on });
     expect(ids()).toEqual(["m1"]);
     clock.advance(1000); // m1 lost: retried alone
@@ -183,16 +215,18 @@ describe("DeliveryQueue: FIFO per device", () => {
   });
 
   it("retransmits due entries in order, and never lets a later one go before an earlier one", async () => {
-    const { clock, q, sent } = setup({ window: 3 });
+    const { clock, q, sent } = setup({ window: 3 }, { reconnect: true });
     for (const n of [1, 2, 3, 4]) await q.enqueue(envelope(n), [phone], { online: on });
     expect(sent.map((s) => s.id)).toEqual(["m1", "m2", "m3"]);
     clock.advance(1000);
     expect(sent.slice(3).map((s) => `${s.id}#${s.attempt}`)).toEqual(["m1#2", "m2#2", "m3#2"]);
     await q.ack(phone, [mid(2)]); // frees a slot: m4 goes out after everything before it
     expect(sent.at(-1)?.id).toBe("m4");
-    clock.advance(2000);
-    const round = sent.filter((s) => s.t === 3000).map((s) => `${s.id}#${s.attempt}`);
-    expect(round).toEqual(["m1#3", "m3#3"]);
+    // m4's deadline (2000) closes the connection first: the next one gets every unacked
+    // entry again, in order (each redelivery goes to a new connection).
+    clock.advance(1000);
+    const round = sent.filter((s) => s.t === 2000).map((s) => `${s.id}#${s.attempt}`);
+    expect(round).toEqual(["m1#3", "m3#3", "m4#2"]);
   });
 
   it("keeps FIFO when the router acks synchronously inside transmit", async () => {
@@ -363,10 +397,14 @@ describe("DeliveryQueue: the synchronous face", () => {
     sync.enqueueSync(envelope(1), [phone]);
     const before = q.stats.devices;
     const others = ["a", "b", "c"].map((d) => dev(d));
+    // Every device full: refused.
+    sync.enqueueSync(envelope(4), others);
     expect(sync.enqueueSync(envelope(2), [...others, phone])).toMatchObject({
       ok: false,
       code: "recipient_queue_full",
     });
+    expect(q.stats.devices).toBe(before + 3);
+    for (const d of others) sync.ackSync(d, [mid(4)]);
     expect(q.stats.devices).toBe(before);
     // The same devices accepted later start clean.
     expect(sync.enqueueSync(envelope(3), others)).toEqual({ ok: true });
@@ -410,27 +448,34 @@ describe("DeliveryQueue: connect and disconnect", () => {
     await q.ack(phone, [mid(1)]);
     await q.ack(phone, [mid(2)]);
     expect(log().slice(2)).toEqual(["m3#1@5000", "m4#1@5000"]);
+    const watch: string[] = [];
+    q.on("probe", () => watch.push(`probe@${clock.now()}`));
+    q.on("unresponsive", () => watch.push(`unresponsive@${clock.now()}`));
     clock.advance(1000);
-    expect(log().slice(4)).toEqual(["m3#2@6000", "m4#2@6000"]);
+    expect(sent).toHaveLength(4); // no second copy on the same connection: a probe
+    expect(watch).toEqual(["probe@6000"]);
     q.deviceDisconnected(phone);
     clock.advance(1_000_000);
-    expect(sent).toHaveLength(6); // retries pause while offline
+    expect(sent).toHaveLength(4); // nothing while offline
     q.deviceConnected(phone);
     const back = 1_006_000;
     // At once on reconnect, attempt counts carried on; m5 waits for room in the window.
-    expect(log().slice(6)).toEqual([`m3#3@${back}`, `m4#3@${back}`]);
+    expect(log().slice(4)).toEqual([`m3#2@${back}`, `m4#2@${back}`]);
     await q.ack(phone, [mid(3)]);
-    expect(log().slice(8)).toEqual([`m5#1@${back}`]);
+    expect(log().slice(6)).toEqual([`m5#1@${back}`]);
+    // m5's ack deadline (1000 ms, first attempt) comes first; m4's (attempt 2: 2000 ms)
+    // falls in the probe's grace; the connection is unresponsive 10 s after the probe.
     clock.advance(1000);
-    expect(log().slice(9)).toEqual([`m5#2@${back + 1000}`]);
-    clock.advance(2999);
-    expect(log().slice(10)).toEqual([`m5#3@${back + 3000}`]);
-    clock.advance(1); // m4's backoff resumed at attempt 3: 4000 ms
-    expect(log().slice(11)).toEqual([`m4#4@${back + 4000}`]);
+    expect(watch.slice(1)).toEqual([`probe@${back + 1000}`]);
+    clock.advance(9999);
+    expect(watch.slice(2)).toEqual([]);
+    clock.advance(1);
+    expect(watch.slice(2)).toEqual([`unresponsive@${back + 11_000}`]);
+    expect(sent).toHaveLength(7);
   });
 
   it("a reconnect flush never lets a later entry overtake a lost earlier one (window 1)", async () => {
-    const { clock, q, sent } = setup({ window: 1, retry: { retries: 5 } });
+    const { clock, q, sent } = setup({ window: 1, retry: { retries: 5 } }, { reconnect: true });
     for (let n = 1; n <= 4; n++) await q.enqueue(envelope(n), [phone], { online: off });
     q.deviceConnected(phone);
     // The link loses m1's transmission: nothing behind it goes out until m1 is acked.
@@ -487,7 +532,10 @@ describe("DeliveryQueue: expiry", () => {
   });
 
   it("the TTL also ends an entry that is being retried while connected", async () => {
-    const { clock, q, failed, sent } = setup({ ttlMs: 2500, retry: { retries: 10 } });
+    const { clock, q, failed, sent } = setup(
+      { ttlMs: 2500, retry: { retries: 10 } },
+      { reconnect: true },
+    );
     await q.enqueue(envelope(1), [phone], { online: on });
     clock.advance(10_000);
     expect(sent.map((s) => s.t)).toEqual([0, 1000]);
@@ -541,17 +589,22 @@ describe("DeliveryQueue: bounds", () => {
     await q.enqueue(envelope(2), [phone], { online: on });
     const refused: string[] = [];
     q.on("refused", (e) => refused.push(e.id));
-    const r = await q.enqueue(envelope(3), [laptop, phone], { online: on });
+    const r = await q.enqueue(envelope(3), [phone], { online: on });
     expect(r).toEqual({ ok: false, code: "recipient_queue_full", full: [phone] });
     expect(refused).toEqual(["m3"]);
-    expect(q.pending(laptop)).toBe(0);
-    expect(await store.count(laptop)).toBe(0);
     expect(ids()).toEqual(["m1", "m2"]);
     expect(
       await q.checkDuplicate(deviceKey(userId("alice"), deviceId("a1")), envelope(3).clientId),
     ).toBeUndefined();
+    // With another device that has room, the full one is left out and the send is accepted.
+    expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({
+      ok: true,
+      skipped: [phone],
+    });
+    expect(q.pending(laptop)).toBe(1);
+    expect(await store.count(phone)).toBe(2);
     await q.ack(phone, [mid(1)]);
-    expect(await q.enqueue(envelope(3), [laptop, phone], { online: on })).toEqual({ ok: true });
+    expect(await q.enqueue(envelope(4), [laptop, phone], { online: on })).toEqual({ ok: true });
     expect(q.stats.refused).toBe(1);
   });
 
@@ -576,12 +629,12 @@ describe("DeliveryQueue: lanes and load", () => {
       [5, "normal"],
       [6, "high"],
     ] as const;
-    for (const [n, p] of plan) await q.enqueue(envelope(n, p), [phone], { online: off });
+    for (const [n, p] of plan) await q.enqueue(laned(n, p), [phone], { online: off });
     q.deviceConnected(phone);
     expect(ids()).toEqual(["m3", "m6", "m2", "m5"]);
     expect(deferred).toEqual(["m1", "m4"]);
-    await q.enqueue(envelope(7, "low"), [phone]);
-    await q.enqueue(envelope(8, "high"), [phone]);
+    await q.enqueue(laned(7, "low"), [phone]);
+    await q.enqueue(laned(8, "high"), [phone]);
     expect(ids()).toEqual(["m3", "m6", "m2", "m5", "m8"]);
     expect(q.stats.deferred).toBe(3);
     load.setDegraded(false);
@@ -656,10 +709,10 @@ describe("DeliveryQueue: lanes and load", () => {
     const tablet = dev("tablet");
     const { q, load, ids } = setup({ window: 1, releaseBacklog: 2 });
     load.setDegraded(true);
-    await q.enqueue(envelope(1, "low"), [phone], { online: on });
-    await q.enqueue(envelope(2, "low"), [laptop], { online: on });
-    await q.enqueue(envelope(3, "low"), [tablet], { online: on });
-    await q.enqueue(envelope(4, "high"), [phone]);
+    await q.enqueue(laned(1, "low"), [phone], { online: on });
+    await q.enqueue(laned(2, "low"), [laptop], { online: on });
+    await q.enqueue(laned(3, "low"), [tablet], { online: on });
+    await q.enqueue(laned(4, "high"), [phone]);
     expect(ids()).toEqual(["m4"]);
     load.setDegraded(false);
     // Backlog 1 (m4): one release fits. The phone's window is taken, so the laptop's goes.
@@ -667,7 +720,7 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.degraded).toBe(true);
     expect(q.backlog).toBe(2);
     // Still degraded: a high entry overtakes the deferred low one at the same device.
-    await q.enqueue(envelope(5, "high"), [tablet]);
+    await q.enqueue(laned(5, "high"), [tablet]);
     expect(ids()).toEqual(["m4", "m2", "m5"]);
     // The phone's slot frees, but the budget is spent: it waits its turn.
     await q.ack(phone, [mid(4)]);
@@ -679,8 +732,8 @@ describe("DeliveryQueue: lanes and load", () => {
     expect(q.degraded).toBe(false);
     expect(q.stats.deferred).toBe(3);
     // Normal mode again: plain arrival order across lanes.
-    await q.enqueue(envelope(6, "low"), [phone]);
-    await q.enqueue(envelope(7, "high"), [phone]);
+    await q.enqueue(laned(6, "low"), [phone]);
+    await q.enqueue(laned(7, "high"), [phone]);
     await q.ack(phone, [mid(1)]);
     expect(ids(phone)).toEqual(["m4", "m1", "m6"]);
     await q.ack(phone, [mid(6)]);
@@ -931,7 +984,7 @@ describe("DeliveryQueue: options and events", () => {
   });
 
   it("emits events and keeps counts for metrics", async () => {
-    const { clock, q } = setup({ retry: { retries: 1 }, ttlMs: 100_000 });
+    const { clock, q } = setup({ retry: { retries: 1 }, ttlMs: 100_000 }, { reconnect: true });
     const seen: string[] = [];
     for (const ev of [
       "enqueued",

@@ -58,12 +58,16 @@ it.each([
     await send("c2");
     const [, e2] = got[1]!;
     got.length = 0;
-    // In one tick: x's retry of E2, then d comes back and is sent E1 and E2.
-    clock.advance(60_000);
+    // In one tick: x comes back on a new connection and gets E2 again (a redelivery goes
+    // to a new connection), then d comes back and is sent E1 and E2.
+    router.directory.unregister("sx" as SessionId);
+    router.directory.register(session("sx2", "x"));
+    router.outbox.deviceDisconnected(deviceKey(bob, "x" as DeviceId));
+    await router.outbox.deviceConnected(deviceKey(bob, "x" as DeviceId));
     router.directory.register(session("sd2", "d"));
     await router.outbox.deviceConnected(deviceKey(bob, "d" as DeviceId));
     for (let i = 0; i < 5; i++) await Promise.resolve();
-    expect(got.filter(([s]) => s === "sx").map(([, id]) => id)).toContain(e2);
+    expect(got.filter(([s]) => s === "sx2").map(([, id]) => id)).toContain(e2);
     expect(got.filter(([s]) => s === "sd2").map(([, id]) => id)).toEqual([e1, e2]);
     await router.close();
   },

@@ -25,13 +25,19 @@ it("a directory that throws while a send is queued: the send is `sent`, reported
   expect(alice.transport.ofType("receipt").map((r) => r.status)).toEqual(["sent"]);
   expect(errors.length).toBeGreaterThan(0);
   directory.down = false;
-  for (let i = 0; i < 20 && bob.transport.ofType("message").length === 0; i++) {
+  // The transmission was lost: bob's connection stops acking, is closed as unresponsive,
+  // and bob's next connection gets the message.
+  for (let i = 0; i < 20 && bob.transport.closedWith === undefined; i++) {
     clock.advance(5_000);
     await flush();
   }
-  // At least once (bob never acks here, so retries may repeat it), and only this message.
+  expect(bob.transport.ofType("message")).toEqual([]);
+  expect(bob.transport.closedWith?.code).toBe(4409);
+  const bobAgain = await connect("bob");
+  await flush();
+  // At least once, and only this message.
   const sent = alice.transport.ofType("receipt")[0];
-  const got = bob.transport.ofType("message");
+  const got = bobAgain.transport.ofType("message");
   expect(got.length).toBeGreaterThan(0);
   expect(new Set(got.map((m) => `${m.id}:${m.text}`))).toEqual(
     new Set([`${sent && "id" in sent ? sent.id : "?"}:hi`]),

@@ -59,7 +59,9 @@ describe("known gaps", () => {
     await sim.run(30);
     expect(alice.outgoingFor(id)!.state).toBe("sent");
     alice.disconnect();
-    await sim.run(2000);
+    // Three attempts, one per bob connection: each closed as unresponsive 100 ms + the
+    // simulation's 2 s ack grace after its transmission.
+    await sim.run(10_000);
     expect(sim.failedDeliveries().size).toBe(1);
     alice.connect();
     await sim.runUntilQuiet();

@@ -24,6 +24,7 @@ const STATUS: Readonly<Record<string, number>> = Object.freeze({
   frame_too_large: 413,
   unsupported_media_type: 415,
   recipient_queue_full: 429,
+  quota_exceeded: 429,
   rate_limited: 429,
   overloaded: 503,
   store_unavailable: 503,

@@ -69,10 +69,14 @@ describe("DeliveryQueue hand-over between nodes", () => {
     b.q.deviceConnected(bob);
     expect(b.sent.map(([, id]) => id)).toEqual(["m1", "m2", "m3"]);
 
-    // A released bob: no retries or failures from A; B retries until bob acks.
+    // A released bob: no retries or failures from A; B redelivers on bob's next connection
+    // (it sends nothing twice over one connection).
     clock.advance(150);
     expect(a.sent.filter(([d]) => d === bob)).toHaveLength(3);
-    expect(b.sent.length).toBe(6); // one retry each
+    expect(b.sent.length).toBe(3);
+    b.q.deviceDisconnected(bob);
+    b.q.deviceConnected(bob);
+    expect(b.sent.length).toBe(6); // one redelivery each
     expect(a.failed).toEqual([]);
     await b.q.ack(bob, ["m1", "m2"] as MessageId[]);
     expect(await store.count(bob)).toBe(1);

@@ -25,11 +25,20 @@ export async function startWsNode(
     maxBufferedBytes?: number;
     slowConsumerMs?: number;
     window?: number;
+    /** More options of the router's DeliveryQueue. */
+    queue?: Parameters<typeof deliveryQueue>[0];
   } = {},
 ) {
   const router = new Router({
     ids: sequentialIds("m"),
-    ...(opts.window === undefined ? {} : { outbox: deliveryQueue({ window: opts.window }) }),
+    ...(opts.window === undefined && opts.queue === undefined
+      ? {}
+      : {
+          outbox: deliveryQueue({
+            ...opts.queue,
+            ...(opts.window === undefined ? {} : { window: opts.window }),
+          }),
+        }),
   });
   const gateway = new Gateway<RequestCredentials>({
     router,
