@@ -58,8 +58,10 @@ describe("the sender's status is the maximum over the recipient's devices", () =
     const w = await world();
     await expire(w);
     expect(ticks(w.alice.transport)).toEqual(["failed"]);
-    // The phone had it after all (its ack was late): the status moves up.
-    await w.bob.send({ type: "receipt", status: "delivered", ids: [w.id] });
+    // The phone had it after all: its ack comes late, on its next connection (the silent one
+    // was closed as unresponsive), and the status moves up.
+    const phone = await w.connect("bob", "phone");
+    await phone.send({ type: "receipt", status: "delivered", ids: [w.id] });
     expect(ticks(w.alice.transport)).toEqual(["failed", "delivered"]);
   });
 });
