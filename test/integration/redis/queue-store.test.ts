@@ -135,17 +135,30 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     );
   });
 
-  it("expired dedupe records are swept as new ones are written", async () => {
+  it("expired dedupe records leave Redis by themselves (a TTL of their remaining life)", async () => {
     const c = await client();
     const prefix = redis.subPrefix("sweep");
     const s = new RedisQueueStore({ redis: c, prefix });
     const rec = { messageId: messageId("m"), conversation: conversationId("c"), seq: 1, ts: 1 };
-    for (let i = 0; i < 150; i++)
-      await s.putSent(userId("a"), clientMessageId(`c${i}`), rec, 100 + i, 0);
-    await s.putSent(userId("a"), clientMessageId("late"), rec, 10_000, 5000);
-    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(51);
-    await s.putSent(userId("a"), clientMessageId("later"), rec, 10_000, 5000);
-    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(2);
+    for (let i = 0; i < 50; i++)
+      await s.putSent(userId("a"), clientMessageId(`c${i}`), rec, 500 + i, 0);
+    await s.putSent(userId("a"), clientMessageId("late"), rec, 60_000, 0);
+    const keys = async () => {
+      let n = 0;
+      let cursor = "0";
+      do {
+        const [next, found] = await c.scan(cursor, "MATCH", `{${prefix}:q}:sent:*`, "COUNT", 1000);
+        n += found.length;
+        cursor = next;
+      } while (cursor !== "0");
+      return n;
+    };
+    expect(await keys()).toBe(51);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await keys()).toBe(1);
+    // What is live is still decided by the callers' clock, not by Redis time.
+    expect(await s.getSent(userId("a"), clientMessageId("late"), 59_999)).toEqual(rec);
+    expect(await s.getSent(userId("a"), clientMessageId("late"), 60_000)).toBeUndefined();
   });
 
   it("a lost connection gives store_unavailable", async () => {
