@@ -9,7 +9,7 @@ import { measureRedisRelay } from "../../../bench/redis-relay.js";
 import { type RedisServer, redisServerBinary, startRedisServer } from "../redis/redis-server.js";
 
 /** The bound this branch reaches (see BENCHMARKS.md, "Session 5: Redis path"). */
-const MAX_COMMANDS_PER_MSG = 70;
+const MAX_COMMANDS_PER_MSG = 50;
 
 describe.skipIf(!redisServerBinary())("Redis commands per relayed message", () => {
   let server: RedisServer;
