@@ -508,9 +508,9 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   #adopt(device: DeviceKey, messages: readonly QueuedMessage[]): void {
     if (!this.#local.has(device)) return;
     this.#held.add(device);
-    // recover() lists the device at once (no await before it): the primed list is what it reads.
-    this.#store.prime(device, messages);
-    this.queue.recover({ devices: [device] }).catch((e: unknown) => this.#report(e));
+    this.#store
+      .primed(device, messages, () => this.queue.recover({ devices: [device] }))
+      .catch((e: unknown) => this.#report(e));
   }
 
   #releaseDevice(device: DeviceKey): void {

@@ -6,9 +6,10 @@ import type { AppendResult, QueuedMessage, QueueStore, SentRecord } from "../../
  * shortcuts that let the node relay an accepted message to the node holding its recipient
  * without that node reading it back from Redis.
  * - {@link appended}: the entry an append of this node just stored (for the bus packet).
- * - {@link prime}: entries a bus packet carried, returned by the next `list` of that device
- *   instead of a read, so a `recover` of it holds them at once. The store stays the truth:
- *   anything a packet missed is loaded by the node's resync.
+ * - {@link primed}: entries a bus packet carried, returned instead of a read by a `list` of
+ *   that device made synchronously inside `fn` (the start of a `recover` of it), so it holds
+ *   them at once. Any later `list` reads the store, which stays the truth; anything a packet
+ *   missed is loaded by the node's resync.
  */
 export class RelayQueueStore implements QueueStore {
   readonly #inner: QueueStore;
@@ -26,9 +27,17 @@ export class RelayQueueStore implements QueueStore {
     return m;
   }
 
-  /** Makes the next `list(device)` return `messages` without reading the store. */
-  prime(device: DeviceKey, messages: readonly QueuedMessage[]): void {
+  /**
+   * Runs `fn`; a `list(device)` it makes before returning (synchronously) gets `messages`
+   * without reading the store. Once `fn` returns, `list` reads the store again.
+   */
+  primed<T>(device: DeviceKey, messages: readonly QueuedMessage[], fn: () => T): T {
     this.#primed.set(device, [...messages]);
+    try {
+      return fn();
+    } finally {
+      this.#primed.delete(device);
+    }
   }
 
   async append(

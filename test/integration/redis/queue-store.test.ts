@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { RedisQueueStore } from "../../../src/adapters/redis/index.js";
+import { RelayQueueStore } from "../../../src/adapters/redis/relay-queue-store.js";
 import {
   clientMessageId,
   conversationId,
@@ -159,6 +160,28 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     // What is live is still decided by the callers' clock, not by Redis time.
     expect(await s.getSent(userId("a"), clientMessageId("late"), 59_999)).toEqual(rec);
     expect(await s.getSent(userId("a"), clientMessageId("late"), 60_000)).toBeUndefined();
+  });
+
+  it("RelayQueueStore: a primed list is read only inside its call; everything else reads Redis", async () => {
+    const prefix = redis.subPrefix("relay");
+    const inner = new RedisQueueStore({ redis: await client(), prefix });
+    const s = new RelayQueueStore(inner);
+    const bob = deviceKey(userId("bob"), deviceId("d"));
+    expect(await s.append(queued(1), [bob], 10)).toEqual({ ok: true, added: 1 });
+    expect(s.appended(messageId("m1"))).toEqual(queued(1));
+    expect(s.appended(messageId("m1"))).toBeUndefined();
+    const ids = async (p: Promise<readonly QueuedMessage[]>) => (await p).map((m) => m.envelope.id);
+    // Inside: what the packet carried (m2 is not in Redis). A later list, even one started
+    // from inside after an await, reads Redis.
+    let later: Promise<readonly QueuedMessage[]> | undefined;
+    const inside = s.primed(bob, [queued(2)], () => {
+      const first = s.list(bob);
+      later = Promise.resolve().then(() => s.list(bob));
+      return first;
+    });
+    expect(await ids(inside)).toEqual(["m2"]);
+    expect(await ids(later!)).toEqual(["m1"]);
+    expect(await ids(s.list(bob))).toEqual(["m1"]);
   });
 
   it("a lost connection gives store_unavailable", async () => {
