@@ -44,7 +44,7 @@ import {
   visibleToEveryone,
 } from "../../presence/index.js";
 import type { PresenceFrame } from "../../protocol/index.js";
-import { DeliveryQueue, type DeliveryQueueOptions } from "../../queue/index.js";
+import { DeliveryQueue, type DeliveryQueueOptions, type QueuedMessage } from "../../queue/index.js";
 import { ReceiptTracker } from "../../receipts/index.js";
 import type { BusPacket, Outbox, SessionDirectory } from "../../router/index.js";
 import { Router } from "../../router/index.js";
@@ -58,6 +58,7 @@ import { RedisPresenceStore } from "./presence-store.js";
 import { RedisQueueStore } from "./queue-store.js";
 import { RedisReceiptStore } from "./receipt-store.js";
 import { isRedisClient } from "./redis-call.js";
+import { RelayQueueStore } from "./relay-queue-store.js";
 import { RedisSequenceStore } from "./sequence-store.js";
 import { RedisSessionDirectory } from "./session-directory.js";
 
@@ -197,6 +198,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
   readonly #dirty = new Set<UserId>();
   readonly #held = new Set<DeviceKey>();
   readonly #toLoad = new Set<DeviceKey>();
+  readonly #store: RelayQueueStore;
   #loading: Promise<void> | undefined;
   readonly #unsubscribe: (() => Promise<void>)[] = [];
   #presenceTimer: Timer | undefined;
@@ -272,7 +274,8 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
         }
       },
     });
-    const queueStore = new RedisQueueStore(common);
+    const queueStore = new RelayQueueStore(new RedisQueueStore(common));
+    this.#store = queueStore;
     let queue: DeliveryQueue | undefined;
     this.router = new Router({
       nodeId: this.nodeId,
@@ -445,6 +448,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
           ...options,
           online: (d) => local().has(d),
         });
+        const stored = this.#store.appended(envelope.id);
         if (!result.ok) return result;
         const remote: DeviceKey[] = [];
         for (const d of recipients) {
@@ -454,7 +458,9 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
             remote.push(d);
           }
         }
-        if (remote.length > 0) this.#tellOwners(remote).catch((e: unknown) => this.#report(e));
+        if (remote.length > 0) {
+          this.#tellOwners(remote, stored).catch((e: unknown) => this.#report(e));
+        }
         return result;
       },
       ack: (device, ids) => queue.ack(device, ids),
@@ -495,13 +501,28 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     return this.#loading;
   }
 
+  /**
+   * Holds entries a bus packet carried for a device connected here, without reading Redis
+   * (they are stored there already: the accepting node appended them before telling).
+   */
+  #adopt(device: DeviceKey, messages: readonly QueuedMessage[]): void {
+    if (!this.#local.has(device)) return;
+    this.#held.add(device);
+    this.#store
+      .primed(device, messages, () => this.queue.recover({ devices: [device] }))
+      .catch((e: unknown) => this.#report(e));
+  }
+
   #releaseDevice(device: DeviceKey): void {
     this.#held.delete(device);
     this.queue.release(device);
   }
 
-  /** Tells the nodes holding these devices to load their new entries from Redis. */
-  async #tellOwners(devices: readonly DeviceKey[]): Promise<void> {
+  /**
+   * Tells the nodes holding these devices about their new entry: the packet carries it (when
+   * known), so the owner holds it without reading it back; without it the owner loads.
+   */
+  async #tellOwners(devices: readonly DeviceKey[], stored?: QueuedMessage): Promise<void> {
     const users = [...new Set(devices.map((d) => splitDeviceKey(d).userId))];
     const wanted = new Set(devices);
     const sessions = await this.#local.lookupMany(users);
@@ -524,7 +545,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
           kind: "control",
           from: this.nodeId,
           op: "load",
-          data: { devices: [...set] },
+          data: stored ? { devices: [...set], messages: [stored] } : { devices: [...set] },
         }),
       ),
     );
@@ -532,8 +553,12 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
 
   #onQueuePacket(packet: BusPacket): void {
     if (packet.kind !== "control" || packet.op !== "load") return;
-    const devices = (packet.data as { devices?: unknown }).devices;
+    const { devices, messages } = packet.data as { devices?: unknown; messages?: unknown };
     if (!Array.isArray(devices)) return;
+    if (Array.isArray(messages) && messages.every(isQueuedMessage)) {
+      for (const d of devices) if (typeof d === "string") this.#adopt(d as DeviceKey, messages);
+      return;
+    }
     this.#load(devices.filter((d): d is DeviceKey => typeof d === "string")).catch((e: unknown) =>
       this.#report(e),
     );
@@ -822,4 +847,16 @@ class LocalDirectory implements SessionDirectory {
   dropNode(nodeId: NodeId): MaybePromise<readonly Session[]> {
     return this.#inner.dropNode(nodeId);
   }
+}
+
+/** A queue entry as a bus packet carries it (checked shallowly: it came from a node of ours). */
+function isQueuedMessage(v: unknown): v is QueuedMessage {
+  const m = v as Partial<QueuedMessage> | null;
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    typeof m.envelope?.id === "string" &&
+    typeof m.expiresAt === "number" &&
+    typeof m.enqueuedAt === "number"
+  );
 }

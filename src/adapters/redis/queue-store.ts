@@ -22,80 +22,87 @@ export type RedisQueueStoreOptions = RedisAdapterOptions;
 
 const schema = redisAdapterSchema;
 
-/** Expired dedupe records swept per write, so the sweep never blocks Redis for long. */
-const SWEEP = 100;
-
-// The dedupe write, shared by PUT_SENT and APPEND. First live record wins; sweeps a few
-// expired ones. Stored value: `<expiresAt>|<record JSON>`. Returns the value in force.
+// The dedupe write, shared by PUT_SENT and APPEND: one key per record, `<expiresAt>|<record
+// JSON>`, with a Redis TTL of its remaining life (so Redis drops expired ones; the stored
+// expiresAt, in the callers' clock, decides what is live). First live record wins. Returns
+// the value in force.
 const PUT_SENT_FN = `
-local function putSent(sent, due, field, value, expiresAt, now)
-  local cur = redis.call('HGET', sent, field)
+local function putSent(key, value, expiresAt, now, cur)
   if cur and tonumber(string.match(cur, '^([^|]*)|')) > tonumber(now) then return cur end
-  local old = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, ${SWEEP})
-  for _, f in ipairs(old) do
-    redis.call('HDEL', sent, f)
-    redis.call('ZREM', due, f)
-  end
-  redis.call('HSET', sent, field, value)
-  redis.call('ZADD', due, expiresAt, field)
+  local ttl = math.max(1, tonumber(expiresAt) - tonumber(now))
+  redis.call('SET', key, value, 'PX', ttl)
   return value
 end
 `;
 
-// KEYS: sent, sentDue; ARGV: field, value, expiresAt, now
+// KEYS: sent; ARGV: value, expiresAt, now
 const PUT_SENT = new LuaScript(`${PUT_SENT_FN}
-return putSent(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return putSent(KEYS[1], ARGV[1], ARGV[2], ARGV[3], redis.call('GET', KEYS[1]))
 `);
 
-// KEYS: env, refs, seq, devices, sent, sentDue, queue_1..queue_n
-// ARGV: id, json, max, dedupe ('1'/'0'), field, value, expiresAt, now, device_1..device_n
+// KEYS: env, refs, seq, devices, sent, queue_1..queue_n
+// ARGV: id, json, max, dedupe ('1'/'0'), value, expiresAt, now, device_1..device_n
 // All or nothing: checks every device's cap before writing anything. With dedupe, a live
-// record of another message for the same (from, clientId) wins: returns {2, record}.
+// record of another message for the same key wins: returns {2, record}. The envelope is
+// stored once; \`refs\` holds how many devices hold it only when more than one does.
 const APPEND = new LuaScript(`${PUT_SENT_FN}
-local id, max = ARGV[1], tonumber(ARGV[3])
+local id, max, now = ARGV[1], tonumber(ARGV[3]), ARGV[7]
+local cur = false
 if ARGV[4] == '1' then
-  local cur = redis.call('HGET', KEYS[5], ARGV[5])
-  if cur and tonumber(string.match(cur, '^([^|]*)|')) > tonumber(ARGV[8]) then
+  cur = redis.call('GET', KEYS[5])
+  if cur and tonumber(string.match(cur, '^([^|]*)|')) > tonumber(now) then
     local rec = string.match(cur, '^[^|]*|(.*)$')
     if cjson.decode(rec).messageId ~= id then return {2, rec} end
   end
 end
-local n = #KEYS - 6
+local n = #KEYS - 5
+local cards = {}
 local full = {}
 for i = 1, n do
-  local q = KEYS[6 + i]
-  if not redis.call('ZSCORE', q, id) and redis.call('ZCARD', q) + 1 > max then
-    full[#full + 1] = ARGV[8 + i]
+  local q = KEYS[5 + i]
+  cards[i] = redis.call('ZCARD', q)
+  if cards[i] + 1 > max and not redis.call('ZSCORE', q, id) then
+    full[#full + 1] = ARGV[7 + i]
   end
 end
 if #full > 0 then return {0, full} end
+local base = redis.call('INCRBY', KEYS[3], n) - n
 local added = 0
 for i = 1, n do
-  local q = KEYS[6 + i]
-  if not redis.call('ZSCORE', q, id) then
-    redis.call('ZADD', q, redis.call('INCR', KEYS[3]), id)
-    redis.call('SADD', KEYS[4], ARGV[8 + i])
+  if redis.call('ZADD', KEYS[5 + i], 'NX', base + i, id) == 1 then
     added = added + 1
+    if cards[i] == 0 then redis.call('SADD', KEYS[4], ARGV[7 + i]) end
   end
 end
 if added > 0 then
-  redis.call('HSET', KEYS[1], id, ARGV[2])
-  redis.call('HINCRBY', KEYS[2], id, added)
+  if redis.call('HSET', KEYS[1], id, ARGV[2]) == 1 then
+    if added > 1 then redis.call('HSET', KEYS[2], id, added) end
+  else
+    local r = tonumber(redis.call('HGET', KEYS[2], id) or '1')
+    redis.call('HSET', KEYS[2], id, r + added)
+  end
 end
-if ARGV[4] == '1' then putSent(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[7], ARGV[8]) end
+if ARGV[4] == '1' then putSent(KEYS[5], ARGV[5], ARGV[6], now, cur) end
 return {1, added}
 `);
 
-// KEYS: queue, env, refs, devices; ARGV: device, id_1..id_n. The last holder drops the envelope.
+// KEYS: queue, env, refs, devices; ARGV: device, id_1..id_n. The last holder drops the
+// envelope (no \`refs\` field: one holder).
 const REMOVE = new LuaScript(`
 local n = 0
 for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', KEYS[1], id) == 1 then
     n = n + 1
-    if redis.call('HINCRBY', KEYS[3], id, -1) <= 0 then
-      redis.call('HDEL', KEYS[3], id)
+    local raw = redis.call('HGET', KEYS[3], id)
+    local r = tonumber(raw or '1')
+    if r <= 1 then
+      if raw then redis.call('HDEL', KEYS[3], id) end
       redis.call('HDEL', KEYS[2], id)
+    elseif r == 2 then
+      redis.call('HDEL', KEYS[3], id)
+    else
+      redis.call('HSET', KEYS[3], id, r - 1)
     end
   end
 end
@@ -124,9 +131,11 @@ return out
  * Keys (hash tag `{<prefix>:q}`: one Cluster slot, so a group fan-out append to many
  * devices and its dedupe record are one atomic script):
  * - `dev:<deviceKey>` sorted set: message ids, scored by the `seq` counter (append order)
- * - `env` hash: messageId → QueuedMessage JSON, `refs` hash: how many devices still hold it
+ * - `env` hash: messageId → QueuedMessage JSON, `refs` hash: how many devices still hold
+ *   it, only while more than one does (no field: one holder, the common 1:1 case)
  * - `devices` set: devices with at least one entry (restart recovery walks it)
- * - `sent` hash: JSON [sender, clientId] → `expiresAt|record`, `sent-due` sorted set by expiry
+ * - `sent:<JSON [sender, clientId]>` string: `expiresAt|record`, with a Redis TTL of the
+ *   record's remaining life (Redis drops expired records; `expiresAt` decides what is live)
  *
  * @remarks Durability across a Redis restart needs Redis persistence (AOF with
  * `appendfsync everysec` or `always`); across a relaykit node restart it needs nothing
@@ -158,8 +167,9 @@ export class RedisQueueStore implements QueueStore {
       `${this.#tag}:refs`,
       `${this.#tag}:seq`,
       this.#devices,
-      this.#sent,
-      this.#sentDue,
+      dedupe
+        ? this.#sent(sentBy(env), env.clientId)
+        : this.#sent("" as DeviceKey, "" as ClientMessageId),
       ...recipients.map((d) => this.#queue(d)),
     ];
     const args: (string | number)[] = [
@@ -167,7 +177,6 @@ export class RedisQueueStore implements QueueStore {
       JSON.stringify(message),
       Math.min(maxPerDevice, Number.MAX_SAFE_INTEGER),
       dedupe ? "1" : "0",
-      dedupe ? sentField(sentBy(env), env.clientId) : "",
       dedupe ? `${dedupeUntil}|${JSON.stringify(sentRecordOf(env))}` : "",
       dedupe ? dedupeUntil : 0,
       message.enqueuedAt,
@@ -230,8 +239,8 @@ export class RedisQueueStore implements QueueStore {
     const value = (await this.#call("putSent", () =>
       PUT_SENT.run(
         this.#redis,
-        [this.#sent, this.#sentDue],
-        [sentField(sender, clientId), `${expiresAt}|${JSON.stringify(record)}`, expiresAt, now],
+        [this.#sent(sender, clientId)],
+        [`${expiresAt}|${JSON.stringify(record)}`, expiresAt, now],
       ),
     )) as string;
     return decodeSent(value).record;
@@ -242,9 +251,7 @@ export class RedisQueueStore implements QueueStore {
     clientId: ClientMessageId,
     now: number,
   ): Promise<SentRecord | undefined> {
-    const value = await this.#call("getSent", () =>
-      this.#redis.hget(this.#sent, sentField(sender, clientId)),
-    );
+    const value = await this.#call("getSent", () => this.#redis.get(this.#sent(sender, clientId)));
     if (value === null) return undefined;
     const s = decodeSent(value);
     return s.expiresAt > now ? s.record : undefined;
@@ -254,12 +261,9 @@ export class RedisQueueStore implements QueueStore {
     return `${this.#tag}:devices`;
   }
 
-  get #sent(): string {
-    return `${this.#tag}:sent`;
-  }
-
-  get #sentDue(): string {
-    return `${this.#tag}:sent-due`;
+  /** One key per dedupe record (any key shape the caller uses: it is opaque here). */
+  #sent(sender: DeviceKey, clientId: ClientMessageId): string {
+    return `${this.#tag}:sent:${sentField(sender, clientId)}`;
   }
 
   #queue(device: DeviceKey): string {

@@ -22,12 +22,12 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then cur = '' end
 if cur ~= ARGV[3] then return {0, cur} end
 if cur ~= '' then
-  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   redis.call('SREM', KEYS[6], ARGV[1])
 end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], seq .. '|' .. ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[1])
 return {1, ''}
 `);
@@ -38,25 +38,9 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return {0, ''} end
 if cur ~= ARGV[2] then return {0, cur} end
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 return {1, cur}
-`);
-
-// KEYS: all, user1..userN; returns one array of session JSON per user, oldest first
-const LOOKUP = new LuaScript(`
-local out = {}
-for i = 2, #KEYS do
-  local ids = redis.call('ZRANGE', KEYS[i], 0, -1)
-  local found = {}
-  -- HMGET in slices: unpack() has a stack limit of a few thousand values
-  for j = 1, #ids, 1000 do
-    local vals = redis.call('HMGET', KEYS[1], unpack(ids, j, math.min(j + 999, #ids)))
-    for _, v in ipairs(vals) do found[#found + 1] = v end
-  end
-  out[i - 1] = found
-end
-return out
 `);
 
 // KEYS: all, node, user1..userN; ARGV: sid1, json1, ... (user i belongs to sid i)
@@ -71,7 +55,7 @@ for i = 1, #ARGV, 2 do
   elseif cur == ARGV[i + 1] then
     redis.call('HDEL', KEYS[1], sid)
     redis.call('SREM', KEYS[2], sid)
-    redis.call('ZREM', KEYS[2 + (i + 1) / 2], sid)
+    redis.call('HDEL', KEYS[2 + (i + 1) / 2], sid)
     dropped[#dropped + 1] = cur
   end
 end
@@ -87,7 +71,8 @@ const CHUNK = 500;
  * Keys (all under the hash tag `{<prefix>:sess}`, so one Cluster slot holds them and every
  * update is one atomic Lua script):
  * - `{p:sess}:all` hash: sessionId → session JSON
- * - `{p:sess}:user:<userId>` sorted set: sessionIds scored by registration order
+ * - `{p:sess}:uh:<userId>` hash: sessionId → `<registration seq>|<session JSON>`, so a
+ *   lookup is one HGETALL (several users: one pipelined HGETALL each, one round trip)
  * - `{p:sess}:node:<nodeId>` set: sessionIds owned by the node (for `dropNode`)
  * - `{p:sess}:seq` counter giving the registration order
  *
@@ -161,11 +146,17 @@ export class RedisSessionDirectory implements SessionDirectory {
     const unique = [...new Set(userIds)];
     for (let i = 0; i < unique.length; i += CHUNK) {
       const chunk = unique.slice(i, i + CHUNK);
-      const reply = (await this.#call("lookup", () =>
-        LOOKUP.run(this.#redis, [this.#all, ...chunk.map((u) => this.#user(u))], []),
-      )) as (string | null)[][];
+      // Keys share one slot, so one pipeline serves a Cluster too. A retry builds a new one.
+      const replies = await this.#call("lookup", async () => {
+        if (chunk.length === 1) return [[null, await this.#redis.hgetall(this.#user(chunk[0]!))]];
+        const pipe = this.#redis.pipeline();
+        for (const u of chunk) pipe.hgetall(this.#user(u));
+        return (await pipe.exec()) ?? [];
+      });
       chunk.forEach((u, j) => {
-        out.set(u, decodeAll(reply[j] ?? []));
+        const [err, h] = replies[j] ?? [null, {}];
+        if (err) throw err;
+        out.set(u, decodeUserHash(h as Record<string, string>));
       });
     }
     return out;
@@ -214,7 +205,7 @@ export class RedisSessionDirectory implements SessionDirectory {
   }
 
   #user(u: UserId): string {
-    return `${this.#tag}:user:${u}`;
+    return `${this.#tag}:uh:${u}`;
   }
 
   #node(n: NodeId): string {
@@ -268,4 +259,15 @@ function decodeAll(jsons: readonly (string | null)[]): Session[] {
   const out: Session[] = [];
   for (const j of jsons) if (j) out.push(decodeSession(j));
   return out;
+}
+
+/** A user's sessions from its `uh:` hash (`<seq>|<json>` values), in registration order. */
+function decodeUserHash(h: Record<string, string>): Session[] {
+  const rows: [number, Session][] = [];
+  for (const v of Object.values(h)) {
+    const bar = v.indexOf("|");
+    rows.push([Number(v.slice(0, bar)), decodeSession(v.slice(bar + 1))]);
+  }
+  rows.sort((a, b) => a[0] - b[0]);
+  return rows.map((r) => r[1]);
 }

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { RedisQueueStore } from "../../../src/adapters/redis/index.js";
+import { RelayQueueStore } from "../../../src/adapters/redis/relay-queue-store.js";
 import {
   clientMessageId,
   conversationId,
@@ -138,35 +139,68 @@ describe.skipIf(!url)("RedisQueueStore", () => {
     );
   });
 
-  it("expired dedupe records are swept as new ones are written", async () => {
+  it("expired dedupe records leave Redis by themselves (a TTL of their remaining life)", async () => {
     const c = await client();
     const prefix = redis.subPrefix("sweep");
     const s = new RedisQueueStore({ redis: c, prefix });
     const rec = { messageId: messageId("m"), conversation: conversationId("c"), seq: 1, ts: 1 };
-    for (let i = 0; i < 150; i++)
+    for (let i = 0; i < 50; i++)
       await s.putSent(
         deviceKey(userId("a"), deviceId("a1")),
         clientMessageId(`c${i}`),
         rec,
-        100 + i,
+        500 + i,
         0,
       );
     await s.putSent(
       deviceKey(userId("a"), deviceId("a1")),
       clientMessageId("late"),
       rec,
-      10_000,
-      5000,
+      60_000,
+      0,
     );
-    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(51);
-    await s.putSent(
-      deviceKey(userId("a"), deviceId("a1")),
-      clientMessageId("later"),
-      rec,
-      10_000,
-      5000,
-    );
-    expect(await c.hlen(`{${prefix}:q}:sent`)).toBe(2);
+    const keys = async () => {
+      let n = 0;
+      let cursor = "0";
+      do {
+        const [next, found] = await c.scan(cursor, "MATCH", `{${prefix}:q}:sent:*`, "COUNT", 1000);
+        n += found.length;
+        cursor = next;
+      } while (cursor !== "0");
+      return n;
+    };
+    expect(await keys()).toBe(51);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await keys()).toBe(1);
+    // What is live is still decided by the callers' clock, not by Redis time.
+    expect(
+      await s.getSent(deviceKey(userId("a"), deviceId("a1")), clientMessageId("late"), 59_999),
+    ).toEqual(rec);
+    expect(
+      await s.getSent(deviceKey(userId("a"), deviceId("a1")), clientMessageId("late"), 60_000),
+    ).toBeUndefined();
+  });
+
+  it("RelayQueueStore: a primed list is read only inside its call; everything else reads Redis", async () => {
+    const prefix = redis.subPrefix("relay");
+    const inner = new RedisQueueStore({ redis: await client(), prefix });
+    const s = new RelayQueueStore(inner);
+    const bob = deviceKey(userId("bob"), deviceId("d"));
+    expect(await s.append(queued(1), [bob], 10)).toEqual({ ok: true, added: 1 });
+    expect(s.appended(messageId("m1"))).toEqual(queued(1));
+    expect(s.appended(messageId("m1"))).toBeUndefined();
+    const ids = async (p: Promise<readonly QueuedMessage[]>) => (await p).map((m) => m.envelope.id);
+    // Inside: what the packet carried (m2 is not in Redis). A later list, even one started
+    // from inside after an await, reads Redis.
+    let later: Promise<readonly QueuedMessage[]> | undefined;
+    const inside = s.primed(bob, [queued(2)], () => {
+      const first = s.list(bob);
+      later = Promise.resolve().then(() => s.list(bob));
+      return first;
+    });
+    expect(await ids(inside)).toEqual(["m2"]);
+    expect(await ids(later!)).toEqual(["m1"]);
+    expect(await ids(s.list(bob))).toEqual(["m1"]);
   });
 
   it("a lost connection gives store_unavailable", async () => {
