@@ -168,6 +168,19 @@ export function buildSchemas(limits: ProtocolLimits) {
     path: z.string().optional(),
     /** The client id of the frame that caused the error, when known. */
     ref: z.string().optional(),
+    /**
+     * The position on this connection (1 for its first frame, counting every frame the
+     * client sent, refused ones included) of the frame that caused the error: how a client
+     * matches an error to a frame that had no id.
+     */
+    position: z
+      .number()
+      .int()
+      .min(1)
+      .describe(
+        "Position on the connection (1 = its first frame, refused frames counted) of the frame that caused the error",
+      )
+      .optional(),
   });
   const pong = z.strictObject({ type: z.literal("pong"), id: id.optional(), ts });
 
