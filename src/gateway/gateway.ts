@@ -66,7 +66,10 @@ export interface GatewayPresence {
   /** A device connected or disconnected (`clean` false when the socket died). */
   connected(session: Session): void | Promise<void>;
   disconnected(session: Session, clean: boolean): void | Promise<void>;
-  /** Any frame from a device counts as activity. */
+  /**
+   * The user did something on this device: a send, typing, a read receipt or an `active`
+   * frame. Keepalive pings, automatic `delivered` receipts and subscriptions are not activity.
+   */
   touch(connection: Connection): void;
   subscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
   unsubscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
@@ -111,6 +114,23 @@ export interface GatewayEvents {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * Whether a frame is something the user did (it refreshes presence and last seen). A
+ * keepalive is not, nor is a `delivered` receipt (the SDK sends those by itself).
+ */
+function isActivity(frame: ClientFrame): boolean {
+  switch (frame.type) {
+    case "send":
+    case "typing":
+    case "active":
+      return true;
+    case "receipt":
+      return frame.status === "read";
+    default:
+      return false;
+  }
+}
 /** How many times a slow consumer's buffer is sampled over its grace. */
 const SLOW_SAMPLES = 4;
 
@@ -260,7 +280,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       return DONE;
     }
     const frame = parsed.frame;
-    this.#presence?.touch(conn);
+    if (isActivity(frame)) this.#presence?.touch(conn);
     if (frame.type === "ping") {
       this.#reply(conn, this.#pong(frame.id));
       return DONE;
@@ -352,6 +372,8 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         break;
       case "presence.unsubscribe":
         await this.#presence?.unsubscribe(conn, frame.users as UserId[]);
+        break;
+      case "active": // presence was touched in `receive`; nothing to answer
         break;
     }
     this.#reply(conn, reply, position);

@@ -94,6 +94,8 @@ export function buildSchemas(limits: ProtocolLimits) {
     state: z.enum(["composing", "paused"]),
   });
   const ping = z.strictObject({ type: z.literal("ping"), id: id.optional() });
+  /** The user did something on this device (focus, input): refreshes presence, no reply. */
+  const active = z.strictObject({ type: z.literal("active") });
 
   // ---- server -> client ----
   const message = z.strictObject({
@@ -191,6 +193,7 @@ export function buildSchemas(limits: ProtocolLimits) {
     presenceUnsubscribe,
     typing,
     ping,
+    active,
   ]);
   const serverFrame = z.union([message, serverReceipt, presence, serverTyping, error, pong]);
 
@@ -205,6 +208,7 @@ export function buildSchemas(limits: ProtocolLimits) {
       "presence.unsubscribe": presenceUnsubscribe,
       typing,
       ping,
+      active,
     },
     server: {
       message,
