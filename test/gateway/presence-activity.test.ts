@@ -5,7 +5,7 @@ import {
   type SocketMessageEvent,
   type WebSocketLike,
 } from "../../src/client/index.js";
-import { ManualClock, sequentialIds, seededRandom } from "../../src/core/index.js";
+import { ManualClock, seededRandom, sequentialIds } from "../../src/core/index.js";
 import {
   type Connection,
   Gateway,
