@@ -385,7 +385,12 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       : new RelayError("internal", "unexpected failure while handling a frame", { cause });
     this.emit("error", err);
     const ref = frame && "id" in frame && typeof frame.id === "string" ? frame.id : undefined;
-    const error = errorFrame(err.code, err.message, ref);
+    // The client is told which of its operations failed; store internals go to `error` only.
+    const message =
+      err.code === "store_unavailable" && frame
+        ? `${frame.type} not handled: storage did not answer in time; retry later`
+        : err.message;
+    const error = errorFrame(err.code, message, ref);
     this.#write(conn, position === undefined ? error : { ...error, position });
   }
 
