@@ -184,6 +184,7 @@ $("composer").addEventListener("submit", (event) => {
 });
 
 $("text").addEventListener("input", () => {
+  demo.client?.active(); // user activity: keeps us online (the SDK throttles it)
   const now = Date.now();
   if (demo.client && now - lastTypingSent > 2000) {
     lastTypingSent = now;
@@ -193,6 +194,7 @@ $("text").addEventListener("input", () => {
 
 window.addEventListener("focus", () => {
   focused = true;
+  demo.client?.active(); // keepalive pings are not activity; focus is
   markReadIfSeen();
 });
 window.addEventListener("blur", () => {

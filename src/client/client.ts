@@ -106,6 +106,11 @@ export interface RelayClientOptions {
   readonly pingInterval?: number;
   /** Drop the connection when nothing arrives this long after a ping. @default 10000 */
   readonly pongTimeout?: number;
+  /**
+   * {@link RelayClient.active} writes at most one `active` frame this often (call it on
+   * every focus and input event; keep it under the server's presence threshold). @default 5000
+   */
+  readonly activeInterval?: number;
   /** Acknowledge every new message with a `delivered` receipt. @default true */
   readonly autoDelivered?: boolean;
   /** How many incoming message ids to remember for dedupe. @default 10000 */
@@ -157,6 +162,7 @@ const optionsSchema = z.object({
   ackTimeout: ms.min(1).default(10_000),
   pingInterval: ms.default(25_000),
   pongTimeout: ms.min(1).default(10_000),
+  activeInterval: ms.default(5_000),
   autoDelivered: z.boolean().default(true),
   dedupeCapacity: z.number().int().min(1).default(10_000),
 });
@@ -193,6 +199,9 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
   readonly #ackTimeout: number;
   readonly #pingInterval: number;
   readonly #pongTimeout: number;
+  readonly #activeInterval: number;
+  /** Clock time of the last `active` frame written, or undefined when none on this connection. */
+  #activeAt: number | undefined;
   readonly #autoDelivered: boolean;
   readonly #parser: FrameParser;
   readonly #clock: Clock;
@@ -244,6 +253,7 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     this.#connectTimeout = o.connectTimeout;
     this.#ackTimeout = o.ackTimeout;
     this.#pingInterval = o.pingInterval;
+    this.#activeInterval = o.activeInterval;
     this.#pongTimeout = o.pongTimeout;
     this.#autoDelivered = o.autoDelivered;
     this.#seen = new RecentIds(o.dedupeCapacity);
@@ -340,6 +350,20 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     if (this.#isOpen()) this.#write({ type: "typing", to: target, state });
   }
 
+  /**
+   * Tells the server the user is here (the app got focus, the user typed or scrolled): the
+   * only thing besides sending, typing and reading that keeps the user online and moves
+   * their last seen. Keepalive pings never do. Call it on every such event: it writes at
+   * most one frame per `activeInterval`; dropped when not connected.
+   */
+  active(): void {
+    if (!this.#isOpen()) return;
+    const now = this.#clock.now();
+    if (this.#activeAt !== undefined && now - this.#activeAt < this.#activeInterval) return;
+    this.#activeAt = now;
+    this.#write({ type: "active" });
+  }
+
   /** Subscribes to users' presence; kept across reconnects. */
   subscribePresence(users: readonly string[]): void {
     const added = users.filter((u) => !this.#subscriptions.has(u));
@@ -413,6 +437,7 @@ export class RelayClient extends TypedEmitter<RelayClientEvents> {
     this.#connectTimer = undefined;
     this.#state = "open";
     this.#attempt = 0;
+    this.#activeAt = undefined;
     this.#lastHeard = this.#clock.now();
     if (this.#subscriptions.size > 0) {
       this.#writeUsers("presence.subscribe", [...this.#subscriptions]);

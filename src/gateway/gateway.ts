@@ -71,7 +71,10 @@ export interface GatewayPresence {
   /** A device connected or disconnected (`clean` false when the socket died). */
   connected(session: Session): void | Promise<void>;
   disconnected(session: Session, clean: boolean): void | Promise<void>;
-  /** Any frame from a device counts as activity. */
+  /**
+   * The user did something on this device: a send, typing, a read receipt or an `active`
+   * frame. Keepalive pings, automatic `delivered` receipts and subscriptions are not activity.
+   */
   touch(connection: Connection): void;
   subscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
   unsubscribe(viewer: Connection, users: readonly UserId[]): void | Promise<void>;
@@ -116,6 +119,23 @@ export interface GatewayEvents {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * Whether a frame is something the user did (it refreshes presence and last seen). A
+ * keepalive is not, nor is a `delivered` receipt (the SDK sends those by itself).
+ */
+function isActivity(frame: ClientFrame): boolean {
+  switch (frame.type) {
+    case "send":
+    case "typing":
+    case "active":
+      return true;
+    case "receipt":
+      return frame.status === "read";
+    default:
+      return false;
+  }
+}
 /** How many times a slow consumer's buffer is sampled over its grace. */
 const SLOW_SAMPLES = 4;
 
@@ -124,6 +144,8 @@ interface ConnState extends Connection {
   chain: Promise<void>;
   /** How many pieces of work are on `chain` and not finished. */
   pending: number;
+  /** Frames received so far: the position of the latest one (errors reference it). */
+  received: number;
   closed: boolean;
   sender: Sender;
   /** Armed while unwritten bytes are above the limit (`slowConsumerMs` > 0). */
@@ -227,6 +249,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       transport,
       chain: Promise.resolve(),
       pending: 0,
+      received: 0,
       closed: false,
       sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
       slowTimer: undefined,
@@ -256,36 +279,50 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
 
   /**
    * Handles one raw frame from a connection. Frames of one connection are handled in the
-   * order they arrived. Never rejects: bad input becomes an `error` frame.
+   * order they arrived and their replies (errors included) are written in that order; a
+   * `ping` is the exception: its `pong` is written at once, from memory, so liveness never
+   * waits behind a frame that waits on storage. Never rejects: bad input becomes an `error`
+   * frame carrying the frame's `id` as `ref` when it had one, and always its `position`.
    */
   receive(connection: Connection, raw: RawFrame): Promise<void> {
     const conn = this.#conns.get(connection.session.sessionId);
     if (!conn || conn.closed) return DONE;
+    const position = ++conn.received;
     const parsed = this.parser.parseClient(raw);
     if (!parsed.ok) {
-      const frame = parsed.error.toFrame();
-      this.#write(conn, frame);
-      this.emit("rejected", conn, frame);
+      const frame: ErrorFrame = { ...parsed.error.toFrame(), position };
+      if (conn.pending > 0) return this.#then(conn, () => this.#reply(conn, frame));
+      this.#reply(conn, frame);
       return DONE;
     }
-    this.#presence?.touch(conn);
     const frame = parsed.frame;
+    if (isActivity(frame)) this.#presence?.touch(conn);
+    if (frame.type === "ping") {
+      this.#reply(conn, this.#pong(frame.id));
+      return DONE;
+    }
     if (conn.pending === 0) {
       // Nothing of this connection is in progress, so order holds if it runs now: on
       // in-memory ports a send or a receipt is handled before this returns, promise-free.
       let done: MaybePromise<void>;
       try {
-        done = this.#dispatch(conn, frame);
+        done = this.#dispatch(conn, frame, position);
       } catch (cause) {
-        this.#fail(conn, cause, frame);
+        this.#fail(conn, cause, frame, position);
         return DONE;
       }
       if (!isPromiseLike(done)) return DONE;
-      return this.#then(conn, () => done).catch((cause: unknown) => this.#fail(conn, cause, frame));
+      return this.#then(conn, () =>
+        Promise.resolve(done).catch((cause: unknown) => this.#fail(conn, cause, frame, position)),
+      );
     }
-    return this.#then(conn, () => this.#dispatch(conn, frame)).catch((cause: unknown) =>
-      this.#fail(conn, cause, frame),
-    );
+    return this.#then(conn, async () => {
+      try {
+        await this.#dispatch(conn, frame, position);
+      } catch (cause) {
+        this.#fail(conn, cause, frame, position);
+      }
+    });
   }
 
   /** Appends work to the connection's chain; the chain itself never rejects. */
@@ -299,30 +336,46 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     return run;
   }
 
-  #dispatch(conn: ConnState, frame: ClientFrame): MaybePromise<void> {
+  #dispatch(conn: ConnState, frame: ClientFrame, position: number): MaybePromise<void> {
     switch (frame.type) {
       case "send":
-        return this.#replyWith(conn, this.router.sendNow(conn.sender, frame));
+        return this.#replyWith(conn, this.router.sendNow(conn.sender, frame), position);
       case "receipt":
-        return this.#replyWith(conn, this.router.receiptNow(conn.sender, frame));
+        return this.#replyWith(conn, this.router.receiptNow(conn.sender, frame), position);
       default:
-        return this.#dispatchOther(conn, frame);
+        return this.#dispatchOther(conn, frame, position);
     }
   }
 
-  #replyWith(conn: ConnState, reply: MaybePromise<ServerFrame | undefined>): MaybePromise<void> {
-    if (isPromiseLike(reply)) return Promise.resolve(reply).then((r) => this.#reply(conn, r));
-    this.#reply(conn, reply);
+  #replyWith(
+    conn: ConnState,
+    reply: MaybePromise<ServerFrame | undefined>,
+    position: number,
+  ): MaybePromise<void> {
+    if (isPromiseLike(reply)) {
+      return Promise.resolve(reply).then((r) => this.#reply(conn, r, position));
+    }
+    this.#reply(conn, reply, position);
   }
 
-  #reply(conn: ConnState, reply: ServerFrame | undefined): void {
-    if (reply) {
+  /** Writes a frame's reply; an error reply gets the frame's position on the connection. */
+  #reply(conn: ConnState, reply: ServerFrame | undefined, position?: number): void {
+    if (!reply) return;
+    if (reply.type === "error") {
+      const error = position === undefined ? reply : { ...reply, position };
+      this.#write(conn, error);
+      this.emit("rejected", conn, error);
+    } else {
       this.#write(conn, reply);
-      if (reply.type === "error") this.emit("rejected", conn, reply);
     }
   }
 
-  async #dispatchOther(conn: ConnState, frame: ClientFrame): Promise<void> {
+  #pong(id: string | undefined): ServerFrame {
+    const ts = this.#clock.now();
+    return id === undefined ? { type: "pong", ts } : { type: "pong", id, ts };
+  }
+
+  async #dispatchOther(conn: ConnState, frame: ClientFrame, position: number): Promise<void> {
     let reply: ServerFrame | undefined;
     switch (frame.type) {
       case "typing":
@@ -336,23 +389,25 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       case "presence.unsubscribe":
         await this.#presence?.unsubscribe(conn, frame.users as UserId[]);
         break;
-      case "ping":
-        reply =
-          frame.id === undefined
-            ? { type: "pong", ts: this.#clock.now() }
-            : { type: "pong", id: frame.id, ts: this.#clock.now() };
+      case "active": // presence was touched in `receive`; nothing to answer
         break;
     }
-    this.#reply(conn, reply);
+    this.#reply(conn, reply, position);
   }
 
-  #fail(conn: ConnState, cause: unknown, frame?: ClientFrame): void {
+  #fail(conn: ConnState, cause: unknown, frame?: ClientFrame, position?: number): void {
     const err = isRelayError(cause)
       ? cause
       : new RelayError("internal", "unexpected failure while handling a frame", { cause });
     this.emit("error", err);
     const ref = frame && "id" in frame && typeof frame.id === "string" ? frame.id : undefined;
-    this.#write(conn, errorFrame(err.code, err.message, ref));
+    // The client is told which of its operations failed; store internals go to `error` only.
+    const message =
+      err.code === "store_unavailable" && frame
+        ? `${frame.type} not handled: storage did not answer in time; retry later`
+        : err.message;
+    const error = errorFrame(err.code, message, ref);
+    this.#write(conn, position === undefined ? error : { ...error, position });
   }
 
   /** The transport closed (cleanly or not): forget the session; its messages stay queued. */

@@ -7,6 +7,7 @@ import { parseOptions } from "../core/options.js";
 import type { IdSource } from "../core/random.js";
 import { systemClock, systemIds } from "../core/system.js";
 import type { SystemEvent } from "../core/types.js";
+import { buildSchemas, DEFAULT_LIMITS } from "../protocol/index.js";
 import {
   DEFAULT_GROUP_MAX_SIZE,
   GROUP_RECEIPT_POLICIES,
@@ -26,6 +27,12 @@ export interface GroupServiceOptions {
   readonly clock?: Clock;
   /** Makes group ids when `create` is given none. @default systemIds() */
   readonly ids?: IdSource;
+  /**
+   * What a group or user id must look like: set it to the gateway's `limits.idPattern` when
+   * you changed that, so a group never holds an id its own clients' frames refuse.
+   * @default the protocol's id rule, /^[A-Za-z0-9_.:@-]{1,128}$/
+   */
+  readonly idPattern?: RegExp;
 }
 
 /** What a new group starts with. */
@@ -51,6 +58,7 @@ const schema = z.object({
   maxSize: z.int().min(2).max(1_000_000).default(DEFAULT_GROUP_MAX_SIZE),
   clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
   ids: z.custom<IdSource>((v) => typeof v === "object" && v !== null).optional(),
+  idPattern: z.instanceof(RegExp).optional(),
 });
 
 /**
@@ -75,6 +83,8 @@ export class GroupService extends TypedEmitter<GroupServiceEvents> {
   readonly store: GroupStore;
   readonly #clock: Clock;
   readonly #ids: IdSource;
+  /** The protocol's id rule (the parser's own zod schema for ids). */
+  readonly #id: z.ZodType<string>;
 
   /** @throws RelayError `invalid_option` */
   constructor(options: GroupServiceOptions = {}) {
@@ -84,15 +94,23 @@ export class GroupService extends TypedEmitter<GroupServiceEvents> {
     this.store = options.store ?? new MemoryGroupStore();
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
+    this.#id = buildSchemas({
+      ...DEFAULT_LIMITS,
+      idPattern: o.idPattern ?? DEFAULT_LIMITS.idPattern,
+    }).id;
   }
 
   /**
    * Creates a group with `creator` as member and admin.
-   * @throws RelayError `group_full` (too many members), `duplicate` (id taken), `invalid_field` (bad receipts)
+   * @throws RelayError `group_full` (too many members), `duplicate` (id taken), `invalid_field`
+   * (bad receipts, or an id the protocol would refuse: the path names it, e.g. `members.2`)
    */
   async create(creator: UserId, input: CreateGroupInput = {}): Promise<GroupRecord> {
     const receipts = input.receipts ?? "none";
     checkPolicy(receipts);
+    this.#checkId(creator, "creator");
+    if (input.id !== undefined) this.#checkId(input.id, "id");
+    this.#checkIds(input.members ?? [], "members");
     const members = [...new Set([creator, ...(input.members ?? [])])];
     if (members.length > this.maxSize) {
       throw new RelayError("group_full", `a group holds at most ${this.maxSize} members`);
@@ -150,13 +168,15 @@ export class GroupService extends TypedEmitter<GroupServiceEvents> {
 
   /**
    * Adds users (an admin's act); returns those who were not members yet.
-   * @throws RelayError `group_not_found`, `not_group_admin`, `group_full`
+   * @throws RelayError `group_not_found`, `not_group_admin`, `group_full`, `invalid_field`
+   * (an id the protocol would refuse; the path names it, e.g. `userIds.0`)
    */
   async addMembers(
     groupId: GroupId,
     actor: UserId,
     userIds: readonly UserId[],
   ): Promise<readonly UserId[]> {
+    this.#checkIds(userIds, "userIds");
     await this.#assertAdmin(groupId, actor);
     const r = await this.store.addMembers(groupId, userIds, this.maxSize);
     if (r.status === "not_found") throw notFound(groupId);
@@ -237,6 +257,20 @@ export class GroupService extends TypedEmitter<GroupServiceEvents> {
     checkPolicy(receipts);
     await this.#assertAdmin(groupId, actor);
     if (!(await this.store.update(groupId, { receipts }))) throw notFound(groupId);
+  }
+
+  /** Refuses an id the protocol would refuse: a group must never hold one its clients reject. */
+  #checkId(id: unknown, path: string): void {
+    if (!this.#id.safeParse(id).success) {
+      const shown = typeof id === "string" ? `\`${id.slice(0, 64)}\`` : typeof id;
+      throw new RelayError("invalid_field", `${path}: malformed id ${shown}`, { path });
+    }
+  }
+
+  #checkIds(ids: readonly unknown[], path: string): void {
+    if (!Array.isArray(ids))
+      throw new RelayError("invalid_field", `${path}: expected a list of ids`, { path });
+    for (let i = 0; i < ids.length; i++) this.#checkId(ids[i], `${path}.${i}`);
   }
 
   async #assertAdmin(groupId: GroupId, actor: UserId): Promise<GroupRecord> {

@@ -248,9 +248,9 @@ export class PresenceTracker extends TypedEmitter<PresenceEvents> {
   }
 
   /**
-   * Activity from a device (any frame, or an explicit heartbeat). The hot path:
-   * allocation-free for a known device; an unknown device is recorded as not connected
-   * (its activity still counts for last seen).
+   * User activity from a device (a send, typing, a read, an `active` frame; never a
+   * keepalive). The hot path: allocation-free for a known device; an unknown device is
+   * recorded as not connected (its activity still counts for last seen).
    */
   touch(userId: UserId, deviceId: DeviceId): void {
     const head = this.#index.get(userId);

@@ -9,7 +9,7 @@ export interface DeviceRecord {
   readonly deviceId: DeviceId;
   /** True while a session of this device is connected. */
   readonly connected: boolean;
-  /** Clock time (ms) of the device's last activity: any frame, or an explicit heartbeat. */
+  /** Clock time (ms) of the device's last user activity (a send, typing, a read, an `active` frame). */
   readonly lastActive: number;
   /**
    * Until when (Clock ms, exclusive) a device that dropped uncleanly still counts as

@@ -89,6 +89,16 @@ export class FrameParser {
   }
 
   #parse(raw: RawFrame, types: ReadonlyMap<string, z.ZodType>): ParseResult<unknown> {
+    // A decoded body may be anything a caller built: getters, Proxies, detached buffers.
+    // Reading it can throw anywhere, so the whole read is guarded; the promise is a result.
+    try {
+      return this.#read(raw, types);
+    } catch {
+      return fail("invalid_field", "frame is not plain JSON data", "");
+    }
+  }
+
+  #read(raw: RawFrame, types: ReadonlyMap<string, z.ZodType>): ParseResult<unknown> {
     let value: unknown;
     if (typeof raw === "string") {
       const max = this.limits.maxFrameBytes;
@@ -98,6 +108,7 @@ export class FrameParser {
       value = parseJson(raw);
     } else if (raw instanceof Uint8Array || raw instanceof ArrayBuffer || isChunkList(raw)) {
       const bytes = toBytes(raw as Uint8Array | ArrayBuffer | readonly Uint8Array[]);
+      if (bytes === undefined) return fail("bad_json", "frame bytes could not be read");
       if (bytes.byteLength > this.limits.maxFrameBytes) {
         return fail("frame_too_large", `frame exceeds ${this.limits.maxFrameBytes} bytes`);
       }
@@ -160,23 +171,33 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** ws hands fragmented messages over as a list of buffers; a decoded JSON array is not one. */
+/**
+ * ws hands fragmented messages over as a list of buffers; a decoded JSON array is not one.
+ * Indexed, not `every`: `every` skips the holes of a sparse array.
+ */
 function isChunkList(raw: unknown): raw is readonly Uint8Array[] {
-  return Array.isArray(raw) && raw.length > 0 && raw.every((p) => p instanceof Uint8Array);
+  if (!Array.isArray(raw) || raw.length === 0) return false;
+  for (let i = 0; i < raw.length; i++) if (!(raw[i] instanceof Uint8Array)) return false;
+  return true;
 }
 
-function toBytes(raw: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array {
-  if (raw instanceof Uint8Array) return raw;
-  if (raw instanceof ArrayBuffer) return new Uint8Array(raw);
-  let total = 0;
-  for (const part of raw) total += part.byteLength;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of raw) {
-    out.set(part, offset);
-    offset += part.byteLength;
+/** The frame's bytes as one array, or `undefined` when a buffer was detached under us. */
+function toBytes(raw: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array | undefined {
+  try {
+    if (raw instanceof Uint8Array) return raw;
+    if (raw instanceof ArrayBuffer) return new Uint8Array(raw);
+    let total = 0;
+    for (let i = 0; i < raw.length; i++) total += raw[i]!.byteLength;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (let i = 0; i < raw.length; i++) {
+      out.set(raw[i]!, offset);
+      offset += raw[i]!.byteLength;
+    }
+    return out;
+  } catch {
+    return undefined;
   }
-  return out;
 }
 
 function fail(

@@ -94,6 +94,8 @@ export function buildSchemas(limits: ProtocolLimits) {
     state: z.enum(["composing", "paused"]),
   });
   const ping = z.strictObject({ type: z.literal("ping"), id: id.optional() });
+  /** The user did something on this device (focus, input): refreshes presence, no reply. */
+  const active = z.strictObject({ type: z.literal("active") });
 
   // ---- server -> client ----
   const message = z.strictObject({
@@ -168,6 +170,19 @@ export function buildSchemas(limits: ProtocolLimits) {
     path: z.string().optional(),
     /** The client id of the frame that caused the error, when known. */
     ref: z.string().optional(),
+    /**
+     * The position on this connection (1 for its first frame, counting every frame the
+     * client sent, refused ones included) of the frame that caused the error: how a client
+     * matches an error to a frame that had no id.
+     */
+    position: z
+      .number()
+      .int()
+      .min(1)
+      .describe(
+        "Position on the connection (1 = its first frame, refused frames counted) of the frame that caused the error",
+      )
+      .optional(),
   });
   const pong = z.strictObject({ type: z.literal("pong"), id: id.optional(), ts });
 
@@ -178,6 +193,7 @@ export function buildSchemas(limits: ProtocolLimits) {
     presenceUnsubscribe,
     typing,
     ping,
+    active,
   ]);
   const serverFrame = z.union([message, serverReceipt, presence, serverTyping, error, pong]);
 
@@ -192,6 +208,7 @@ export function buildSchemas(limits: ProtocolLimits) {
       "presence.unsubscribe": presenceUnsubscribe,
       typing,
       ping,
+      active,
     },
     server: {
       message,

@@ -2281,7 +2281,9 @@ function distinct(recipients: readonly DeviceKey[]): readonly DeviceKey[] {
 
 /** Errors worth retrying: anything but a RelayError with a definite code. */
 function transient(err: unknown): boolean {
-  return !(err instanceof RelayError) || err.code === "store_unavailable" || err.code === "timeout";
+  // A store's own `store_unavailable` is its final answer: the Redis adapters already retried
+  // within their deadline, and retrying here too multiplied an outage's wait (one layer only).
+  return !(err instanceof RelayError) || err.code === "timeout";
 }
 
 /** The object without its `undefined` properties (so they do not override defaults). */

@@ -59,17 +59,17 @@ describe("Gateway presence: online and last seen pushed to subscribers", () => {
     await advance(200);
     expect(presence(alice).at(-1)).toEqual(["offline", T0]);
 
-    // Any frame is activity. The change comes right after the last one, so it is coalesced:
+    // User activity (an `active` frame). The change comes right after the last one, so it is coalesced:
     // it goes out once the 1 s interval since the previous update has passed.
-    await bob.send({ type: "ping" });
-    const pingAt = T0 + 10_100;
+    await bob.send({ type: "active" });
+    const activeAt = T0 + 10_100;
     expect(presence(alice).at(-1)).toEqual(["offline", T0]);
     await advance(1_000);
     expect(presence(alice).at(-1)).toEqual(["online", null]);
     // A clean disconnect: last seen is the last activity, not the moment of the close.
     await advance(3_000);
     await bob.close(true);
-    expect(presence(alice).at(-1)).toEqual(["offline", pingAt]);
+    expect(presence(alice).at(-1)).toEqual(["offline", activeAt]);
     // Only real changes are sent: no duplicates.
     expect(presence(alice)).toHaveLength(5);
     await c.close();
@@ -84,7 +84,7 @@ describe("Gateway presence: online and last seen pushed to subscribers", () => {
     expect(presence(alice)).toEqual([["online", null]]);
     for (let i = 0; i < 3; i++) {
       await advance(6_000);
-      await laptop.send({ type: "ping" });
+      await laptop.send({ type: "active" });
     }
     expect(presence(alice)).toEqual([["online", null]]);
     const lastLaptop = T0 + 18_000;
@@ -111,7 +111,7 @@ describe("Gateway presence: online and last seen pushed to subscribers", () => {
     expect(presence(alice)).toEqual([["online", null]]);
 
     const lastActive = c.clock.now();
-    await bob.send({ type: "ping" });
+    await bob.send({ type: "active" });
     await bob.close(false);
     await advance(4_900);
     expect(presence(alice)).toEqual([["online", null]]);
@@ -158,7 +158,7 @@ describe("Gateway presence: privacy", () => {
     await bob.send({ type: "presence.subscribe", users: ["carol"] });
     await c.connect(0, "dave");
     await advance(11_000);
-    await carol.send({ type: "ping" }); // carol online again, then idle again
+    await carol.send({ type: "active" }); // carol online again, then idle again
     await advance(11_000);
     // Bob hides last seen: Alice sees him online, then offline with no time.
     expect(presence(alice, "bob")).toEqual([

@@ -102,6 +102,11 @@ export interface RedisNodeOptions<C = unknown> {
   readonly meta?: Record<string, string>;
   /** Passed to the node's DeliveryQueue (retry policy, TTL, window...). */
   readonly queue?: RedisNodeQueueOptions;
+  /**
+   * The most one Redis operation may take, retries included: past it a frame that needed it
+   * is refused with `store_unavailable` (retryable). Pings never wait on Redis. @default 2000
+   */
+  readonly storeTimeoutMs?: number;
   /** @default systemClock */
   readonly clock?: Clock;
   /** Ids of messages, sessions and the node's suffix. @default systemIds() */
@@ -130,6 +135,7 @@ const schema = z.object({
   meta: z.record(z.string(), z.string()).default({}),
   privacy: z.custom<PrivacyHook>((v) => typeof v === "function", "a function").optional(),
   queue: z.record(z.string(), z.unknown()).optional(),
+  storeTimeoutMs: z.int().min(1).default(2_000),
   clock: z.custom<Clock>((v) => typeof v === "object" && v !== null).optional(),
   ids: z.custom<IdSource>((v) => typeof v === "object" && v !== null).optional(),
 });
@@ -235,7 +241,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     if (typeof options.redis === "string") {
       const client = new Redis(options.redis, {
         lazyConnect: false,
-        commandTimeout: 5_000,
+        commandTimeout: o.storeTimeoutMs,
         enableOfflineQueue: true,
         maxRetriesPerRequest: 20,
         retryStrategy: (times) => Math.min(50 * times, 1_000),
@@ -250,7 +256,7 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
     }
     const redis = this.redis;
     const prefix = o.prefix;
-    const common = { redis, prefix, clock };
+    const common = { redis, prefix, clock, retry: { timeoutMs: o.storeTimeoutMs } };
     const report = (e: unknown) => this.#report(e);
 
     this.#bus = new RedisNodeBus({ ...common, onError: report });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type Clock, RelayError, systemClock } from "../../core/index.js";
+import { type Clock, RelayError, systemClock, type Timer } from "../../core/index.js";
 import type { RedisClient } from "./lua-script.js";
 
 /** How a Redis adapter retries a failed command. */
@@ -10,13 +10,20 @@ export interface RedisRetryPolicy {
   readonly minDelayMs: number;
   /** Cap on one delay. @default 1000 */
   readonly maxDelayMs: number;
+  /**
+   * The most one operation may take, every try included: past it the call fails with
+   * `store_unavailable` (retryable) instead of waiting on a Redis that does not answer.
+   * @default 2000
+   */
+  readonly timeoutMs: number;
 }
 
-/** The default {@link RedisRetryPolicy}: 3 tries, 50 ms then 100 ms apart. */
+/** The default {@link RedisRetryPolicy}: 3 tries, 50 ms then 100 ms apart, 2 s in all. */
 export const DEFAULT_REDIS_RETRY: RedisRetryPolicy = Object.freeze({
   attempts: 3,
   minDelayMs: 50,
   maxDelayMs: 1000,
+  timeoutMs: 2000,
 });
 
 /** Redis replies that mean "try again later", not "your command is wrong". */
@@ -35,7 +42,9 @@ export function isTransientRedisError(e: unknown): boolean {
 /**
  * Runs one idempotent Redis operation: retries transient failures with exponential backoff
  * through `clock`, then turns any failure into `RelayError("store_unavailable")` whose
- * `cause` is the ioredis error.
+ * `cause` is the ioredis error. The whole operation, tries and backoff included, gets
+ * `retry.timeoutMs`: past it, it fails with `store_unavailable` at once (a paused or
+ * unreachable Redis never holds a caller longer). This is the one layer that retries.
  * @throws RelayError `store_unavailable`
  */
 export async function callRedis<T>(
@@ -44,13 +53,45 @@ export async function callRedis<T>(
   clock: Clock,
   retry: RedisRetryPolicy = DEFAULT_REDIS_RETRY,
 ): Promise<T> {
+  const timeoutMs = retry.timeoutMs ?? DEFAULT_REDIS_RETRY.timeoutMs;
+  const deadline = clock.now() + timeoutMs;
+  let timer: Timer | undefined;
+  let over = false;
+  const expired = new Promise<never>((_, reject) => {
+    timer = clock.setTimeout(() => {
+      over = true;
+      reject(
+        new RelayError("store_unavailable", `${what}: no answer from Redis within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+  });
+  const attempts = tries(what, fn, clock, retry, deadline, () => over);
+  // Whichever loses the race settles unobserved: keep it from being an unhandled rejection.
+  attempts.catch(() => {});
+  expired.catch(() => {});
+  try {
+    return await Promise.race([attempts, expired]);
+  } finally {
+    clock.clear(timer);
+  }
+}
+
+async function tries<T>(
+  what: string,
+  fn: () => Promise<T>,
+  clock: Clock,
+  retry: RedisRetryPolicy,
+  deadline: number,
+  over: () => boolean,
+): Promise<T> {
   let delay = retry.minDelayMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
       if (e instanceof RelayError) throw e;
-      if (attempt >= retry.attempts || !isTransientRedisError(e)) {
+      const last = attempt >= retry.attempts || clock.now() + delay >= deadline || over();
+      if (last || !isTransientRedisError(e)) {
         const msg = e instanceof Error ? e.message : String(e);
         throw new RelayError(
           "store_unavailable",
@@ -59,8 +100,8 @@ export async function callRedis<T>(
         );
       }
       await new Promise<void>((resolve) => clock.setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, retry.maxDelayMs);
     }
+    delay = Math.min(delay * 2, retry.maxDelayMs);
   }
 }
 
@@ -106,6 +147,7 @@ export const redisCommonShape = {
       attempts: z.int().min(1).optional(),
       minDelayMs: z.number().min(0).optional(),
       maxDelayMs: z.number().min(0).optional(),
+      timeoutMs: z.int().min(1).optional(),
     })
     .optional(),
 };
@@ -118,6 +160,7 @@ export function retryPolicy(
     attempts: partial?.attempts ?? DEFAULT_REDIS_RETRY.attempts,
     minDelayMs: partial?.minDelayMs ?? DEFAULT_REDIS_RETRY.minDelayMs,
     maxDelayMs: partial?.maxDelayMs ?? DEFAULT_REDIS_RETRY.maxDelayMs,
+    timeoutMs: partial?.timeoutMs ?? DEFAULT_REDIS_RETRY.timeoutMs,
   };
 }
 
@@ -148,7 +191,7 @@ export interface RedisAdapterOptions {
   prefix?: string;
   /** Paces retries. @default systemClock */
   clock?: Clock;
-  /** Retries of transient failures. @default 3 tries, 50 ms backoff */
+  /** Retries of transient failures, and the time one operation may take. @default 3 tries, 50 ms backoff, 2 s */
   retry?: Partial<RedisRetryPolicy>;
 }
 

@@ -3,12 +3,16 @@ import { DEFAULT_REDIS_RETRY, isTransientRedisError } from "../../../src/adapter
 import { callRedis } from "../../../src/adapters/redis/redis-call.js";
 import { type Clock, isRelayError, ManualClock, RelayError } from "../../../src/core/index.js";
 
-/** A clock whose timers fire on the next microtask, recording the delays asked for. */
+/**
+ * A clock whose backoff timers fire on the next microtask, recording the delays asked for;
+ * the operation's deadline (the default 2 s, or longer) never fires.
+ */
 function instantClock(delays: number[]): Clock {
   const m = new ManualClock();
   return {
     now: () => m.now(),
     setTimeout(fn, ms) {
+      if (ms >= DEFAULT_REDIS_RETRY.timeoutMs) return { id: 0 };
       delays.push(ms);
       queueMicrotask(fn);
       return { id: 0 };
@@ -55,7 +59,7 @@ describe("callRedis", () => {
         throw cause;
       },
       instantClock([]),
-      { attempts: 4, minDelayMs: 1, maxDelayMs: 2 },
+      { attempts: 4, minDelayMs: 1, maxDelayMs: 2, timeoutMs: 2000 },
     ).catch((e: unknown) => e);
     expect(isRelayError(err, "store_unavailable")).toBe(true);
     expect((err as RelayError).message).toBe(
@@ -78,5 +82,50 @@ describe("callRedis", () => {
     expect(isRelayError(err, "store_unavailable")).toBe(true);
     const own = new RelayError("internal", "corrupt");
     await expect(callRedis("op", () => Promise.reject(own), instantClock([]))).rejects.toBe(own);
+  });
+
+  it("fails with store_unavailable once timeoutMs has passed, however long Redis takes", async () => {
+    const clock = new ManualClock(0);
+    let calls = 0;
+    const hung = callRedis(
+      "Thing.op",
+      () => {
+        calls++;
+        return new Promise<never>(() => {}); // a paused Redis: never answers
+      },
+      clock,
+      { ...DEFAULT_REDIS_RETRY, timeoutMs: 300 },
+    ).catch((e: unknown) => e);
+    let settled = false;
+    void hung.then(() => {
+      settled = true;
+    });
+    clock.advance(299);
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    clock.advance(1);
+    const err = await hung;
+    expect(isRelayError(err, "store_unavailable")).toBe(true);
+    expect(calls).toBe(1);
+  });
+
+  it("does not start a try that could not finish before the deadline", async () => {
+    const clock = new ManualClock(0);
+    let calls = 0;
+    const p = callRedis(
+      "Thing.op",
+      async () => {
+        calls++;
+        throw new Error("Connection is closed.");
+      },
+      clock,
+      { attempts: 10, minDelayMs: 100, maxDelayMs: 100, timeoutMs: 250 },
+    ).catch((e: unknown) => e);
+    for (let i = 0; i < 5; i++) {
+      await Promise.resolve();
+      clock.advance(100);
+    }
+    expect(isRelayError(await p, "store_unavailable")).toBe(true);
+    expect(calls).toBeLessThanOrEqual(3);
   });
 });

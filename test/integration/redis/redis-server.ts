@@ -72,6 +72,10 @@ export interface RedisServer {
   start(): Promise<void>;
   /** {@link stop} then {@link start}. */
   restart(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Thaws a paused process (SIGCONT). */
+  resume(): void;
   /** Stops it and removes its temp dir. */
   dispose(): Promise<void>;
 }
@@ -190,6 +194,12 @@ export async function startRedisServer(options: StartRedisOptions = {}): Promise
     },
     stop: () => stopWith("SIGTERM"),
     kill: () => stopWith("SIGKILL"),
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
+    },
     async start() {
       if (server.running) return;
       await launch();
