@@ -89,6 +89,18 @@ function world() {
   /** A plain connection that watches presence frames. */
   const watcher = async (user: string, of: string) => {
     const transport = new FakeTransport();
+    // It acks what it gets, as a client must (a silent connection is closed as unresponsive).
+    const record = transport.send.bind(transport);
+    transport.send = (data: string) => {
+      record(data);
+      const f = JSON.parse(data) as { type: string; id?: string };
+      if (f.type === "message" && f.id !== undefined) {
+        void gateway.receive(
+          conn,
+          JSON.stringify({ type: "receipt", status: "delivered", ids: [f.id] }),
+        );
+      }
+    };
     const conn = (await gateway.open(transport, { user })) as Connection;
     await gateway.receive(conn, JSON.stringify({ type: "presence.subscribe", users: [of] }));
     await flush();

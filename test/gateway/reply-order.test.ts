@@ -21,7 +21,7 @@ class LateSequenceStore implements SequenceStore {
     return this.#inner.current(conversation);
   }
 
-  release(): void {
+  answer(): void {
     this.#held?.();
   }
 }
@@ -46,7 +46,7 @@ describe("Gateway: replies to one connection come out in the order frames were r
     );
     await w.flush();
     expect(a.transport.ofType("receipt")).toEqual([]); // c1 waits on storage, c2 waits on c1
-    sequences.release();
+    sequences.answer();
     await Promise.all([first, second]);
     await w.flush();
     expect(a.transport.ofType("receipt").map((r) => "clientId" in r && r.clientId)).toEqual([
@@ -71,7 +71,7 @@ describe("Gateway: replies to one connection come out in the order frames were r
     );
     await w.flush();
     expect(a.transport.frames).toEqual([]);
-    sequences.release();
+    sequences.answer();
     await Promise.all([sent, bad, refused]);
     await w.flush();
     expect(kinds(a.transport.frames)).toEqual([
@@ -113,7 +113,7 @@ describe("Gateway: replies to one connection come out in the order frames were r
     const ping = w.gateway.receive(a.conn, JSON.stringify({ type: "ping", id: "p1" }));
     await w.flush();
     expect(kinds(a.transport.frames)).toEqual(["pong:"]);
-    sequences.release();
+    sequences.answer();
     await Promise.all([sent, ping]);
     await w.flush();
     expect(kinds(a.transport.frames)).toEqual(["pong:", "receipt:sent"]);
