@@ -67,10 +67,10 @@ describe("docs/protocol.md", () => {
 
   it("lists every error code and close code", () => {
     const errors = section("Error codes");
-    const listed = [...errors.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+    const listed = [...errors.matchAll(/^\| `([a-z_]+)` +\|/gm)].map((m) => m[1]);
     expect(listed).toEqual([...ERROR_CODES]);
     const closes = section("Close codes");
-    const codes = [...closes.matchAll(/^\| (\d{4}) \|/gm)].map((m) => Number(m[1]));
+    const codes = [...closes.matchAll(/^\| (\d{4}) +\|/gm)].map((m) => Number(m[1]));
     expect(codes.sort()).toEqual(Object.values(CLOSE_CODES).sort());
   });
 });
