@@ -190,7 +190,7 @@ export function createJwtVerifier(options: JwtKeySource & JwtAuthOptions): JwtVe
 }
 
 /**
- * An `authenticate` hook for {@link Gateway} and the HTTP handler that accepts a JWT bearer
+ * An `authenticate` hook for `Gateway` and the HTTP handler that accepts a JWT bearer
  * token (see {@link createJwtVerifier}) and refuses anything else. `onRefused` hears why a
  * token was refused (for logs; never log the token itself).
  * @example
