@@ -15,6 +15,7 @@ import type {
   ServerFrame,
 } from "../protocol/schemas.js";
 import { errorFrame, type Router, type Sender } from "../router/router.js";
+import { type ConnectionLimits, LimitGuard, type LimitOptions } from "./limits.js";
 
 /** WebSocket close codes the gateway uses. 4xxx are application codes; stable. */
 export const CLOSE_CODES = Object.freeze({
@@ -26,6 +27,12 @@ export const CLOSE_CODES = Object.freeze({
   slowConsumer: 4408,
   /** Something went wrong inside the server. */
   internal: 1011,
+  /** Over a cap when connecting: too many connections, or too many device ids, for the user. */
+  tooMany: 4409,
+  /** The client's unread backlog stayed full past the grace (the ws adapter's `readGraceMs`). */
+  readBacklog: 4413,
+  /** The client kept sending after `rate_limited` answers (the `refusals` limit). */
+  flooding: 4429,
 });
 
 /** Who a connection is, as decided by the `authenticate` hook. */
@@ -74,8 +81,8 @@ export interface GatewayPresence {
   typing(from: Connection, frame: ClientFrameOf<"typing">): Promise<ErrorFrame | undefined>;
 }
 
-/** Options of {@link Gateway}. */
-export interface GatewayOptions<C = unknown> {
+/** Options of {@link Gateway}; the abuse limits come from {@link LimitOptions}. */
+export interface GatewayOptions<C = unknown> extends LimitOptions {
   readonly router: Router;
   readonly authenticate: Authenticate<C>;
   /** Parser limits for incoming frames. */
@@ -123,6 +130,7 @@ interface ConnState extends Connection {
   sender: Sender;
   /** Armed while unwritten bytes are above the limit (`slowConsumerMs` > 0). */
   slowTimer: Timer | undefined;
+  limits: ConnectionLimits | undefined;
 }
 
 /**
@@ -143,6 +151,9 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #conns = new Map<SessionId, ConnState>();
+  readonly #guard: LimitGuard;
+  /** Open connections per user (for `maxConnectionsPerUser`). */
+  readonly #perUser = new Map<UserId, number>();
   readonly #detach: () => void;
 
   constructor(options: GatewayOptions<C>) {
@@ -167,6 +178,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         `Gateway: Expected \`slowConsumerMs\` to be a number >= 0, got \`${String(options.slowConsumerMs)}\``,
       );
     }
+    this.#guard = new LimitGuard(options);
     this.#presence = options.presence;
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
@@ -214,7 +226,11 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       closed: false,
       sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
       slowTimer: undefined,
+      limits: undefined,
     };
+    if (!(await this.#admit(transport, session))) return undefined;
+    conn.limits = this.#guard.attach(session.userId);
+    this.#perUser.set(session.userId, (this.#perUser.get(session.userId) ?? 0) + 1);
     this.#conns.set(session.sessionId, conn);
     let failed = false;
     await this.#then(conn, async () => {
@@ -254,6 +270,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     }
     this.#presence?.touch(conn);
     const frame = parsed.frame;
+    if (this.#limited(conn, frame)) return DONE;
     if (conn.pending === 0) {
       // Nothing of this connection is in progress, so order holds if it runs now: on
       // in-memory ports a send or a receipt is handled before this returns, promise-free.
@@ -270,6 +287,56 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     return this.#then(conn, () => this.#dispatch(conn, frame)).catch((cause: unknown) =>
       this.#fail(conn, cause, frame),
     );
+  }
+
+  /** Caps checked on connect: connections and device ids per user. Closes the transport when over. */
+  async #admit(transport: Transport, session: Session): Promise<boolean> {
+    const g = this.#guard;
+    let over = (this.#perUser.get(session.userId) ?? 0) >= g.maxConnectionsPerUser;
+    if (!over) {
+      const devices = await this.router.devices.devices(session.userId);
+      over = !devices.includes(session.deviceId) && devices.length >= g.maxDevicesPerUser;
+      if (over) {
+        transport.close(CLOSE_CODES.tooMany, "too_many_devices");
+        return false;
+      }
+      over = (this.#perUser.get(session.userId) ?? 0) >= g.maxConnectionsPerUser;
+    }
+    if (over) transport.close(CLOSE_CODES.tooMany, "too_many_connections");
+    return !over;
+  }
+
+  /** Forgets a closed connection in the limit counts. */
+  #release(conn: ConnState): void {
+    if (!conn.limits) return;
+    conn.limits = undefined;
+    const user = conn.session.userId;
+    this.#guard.detach(user);
+    const n = (this.#perUser.get(user) ?? 1) - 1;
+    if (n <= 0) this.#perUser.delete(user);
+    else this.#perUser.set(user, n);
+  }
+
+  /**
+   * The abuse limits, checked before a frame does anything: a refused frame is answered
+   * (`rate_limited` with `retryAfterMs`, `limit_exceeded` or `overloaded`) and changes nothing.
+   */
+  #limited(conn: ConnState, frame: ClientFrame): boolean {
+    if (!conn.limits) return false;
+    const ref = "id" in frame && typeof frame.id === "string" ? frame.id : undefined;
+    let refusal: ErrorFrame | undefined;
+    let close = false;
+    if (conn.pending >= this.#guard.maxPendingFrames && frame.type !== "ping") {
+      refusal = errorFrame("overloaded", "too many frames waiting; retry later", ref);
+    } else {
+      const verdict = this.#guard.check(conn.limits, conn.session.userId, frame, this.#clock.now());
+      if (verdict) ({ refusal, close } = verdict);
+    }
+    if (!refusal) return false;
+    this.#write(conn, refusal);
+    this.emit("rejected", conn, refusal);
+    if (close) this.#kick(conn, CLOSE_CODES.flooding, "flooding");
+    return true;
   }
 
   /** Appends work to the connection's chain; the chain itself never rejects. */
@@ -348,6 +415,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     if (!conn) return;
     this.#conns.delete(conn.session.sessionId);
     conn.closed = true;
+    this.#release(conn);
     this.#clock.clear(conn.slowTimer);
     // Let the connect (and any frame in progress) finish first: unregistering before the
     // register lands would leave a ghost session that the queue and presence think is live.

@@ -168,6 +168,8 @@ export function buildSchemas(limits: ProtocolLimits) {
     path: z.string().optional(),
     /** The client id of the frame that caused the error, when known. */
     ref: z.string().optional(),
+    /** With `rate_limited`: how long (ms) to wait before the same kind of frame is accepted. */
+    retryAfterMs: z.number().int().min(0).optional(),
   });
   const pong = z.strictObject({ type: z.literal("pong"), id: id.optional(), ts });
 

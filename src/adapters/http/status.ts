@@ -24,6 +24,7 @@ const STATUS: Readonly<Record<string, number>> = Object.freeze({
   unsupported_media_type: 415,
   recipient_queue_full: 429,
   rate_limited: 429,
+  limit_exceeded: 429,
   overloaded: 503,
   store_unavailable: 503,
   timeout: 503,

@@ -6,9 +6,9 @@ import {
 } from "../../../src/adapters/ws/index.js";
 import type { Clock } from "../../../src/core/index.js";
 import { sequentialIds } from "../../../src/core/index.js";
-import { Gateway } from "../../../src/gateway/index.js";
+import { Gateway, type LimitOptions } from "../../../src/gateway/index.js";
 import type { ServerFrame } from "../../../src/protocol/index.js";
-import { deliveryQueue, Router } from "../../../src/router/index.js";
+import { deliveryQueue, Router, type RouterOptions } from "../../../src/router/index.js";
 
 /** Test auth: the token is `<user>:<device>`; anything else (or "nope") is refused. */
 export function tokenAuth(c: RequestCredentials) {
@@ -25,10 +25,16 @@ export async function startWsNode(
     maxBufferedBytes?: number;
     slowConsumerMs?: number;
     window?: number;
+    limits?: LimitOptions;
+    hooks?: RouterOptions["hooks"];
+    readGraceMs?: number;
+    maxReadFrames?: number;
+    maxReadBytes?: number;
   } = {},
 ) {
   const router = new Router({
     ids: sequentialIds("m"),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
     ...(opts.window === undefined ? {} : { outbox: deliveryQueue({ window: opts.window }) }),
   });
   const gateway = new Gateway<RequestCredentials>({
@@ -38,6 +44,7 @@ export async function startWsNode(
     ...(opts.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: opts.maxBufferedBytes }),
     ...(opts.slowConsumerMs === undefined ? {} : { slowConsumerMs: opts.slowConsumerMs }),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...opts.limits,
   });
   const ws: WsGatewayServer = createWsGateway({
     gateway,
@@ -45,6 +52,9 @@ export async function startWsNode(
     host: "127.0.0.1",
     keepaliveMs: opts.keepaliveMs ?? 0,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.readGraceMs === undefined ? {} : { readGraceMs: opts.readGraceMs }),
+    ...(opts.maxReadFrames === undefined ? {} : { maxReadFrames: opts.maxReadFrames }),
+    ...(opts.maxReadBytes === undefined ? {} : { maxReadBytes: opts.maxReadBytes }),
   });
   await ws.listening();
   const url = ws.url();
