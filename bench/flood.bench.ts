@@ -38,7 +38,13 @@ export default async function run(ctx: BenchContext): Promise<void> {
   const alice = await open("alice:d1");
   const bob = await open("bob:d1");
   const victim = await open("victim:d1");
-  victim.on("message", () => {});
+  // The victim is an ordinary client: it acks what it gets.
+  victim.on("message", (data) => {
+    const f = JSON.parse(data.toString()) as { type: string; id?: string };
+    if (f.type === "message" && f.id !== undefined) {
+      victim.send(JSON.stringify({ type: "receipt", status: "delivered", ids: [f.id] }));
+    }
+  });
   alice.on("message", () => {});
 
   let waiting: ((text: string) => void) | undefined;
