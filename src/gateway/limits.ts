@@ -26,7 +26,8 @@ export interface RateLimitOptions {
 
 /** The default per-connection rate limits: far above what a person types, below a flood. */
 export const DEFAULT_CONNECTION_RATES: Readonly<Record<RateKind, RateLimit>> = Object.freeze({
-  send: { perSecond: 200, burst: 2000 },
+  // A burst is handled at once: 2,000 stalled other users' messages by seconds (e2e.flood).
+  send: { perSecond: 200, burst: 100 },
   receipt: { perSecond: 2000, burst: 20_000 },
   typing: { perSecond: 10, burst: 50 },
   subscribe: { perSecond: 1000, burst: 10_000 },
@@ -34,7 +35,7 @@ export const DEFAULT_CONNECTION_RATES: Readonly<Record<RateKind, RateLimit>> = O
 
 /** The default per-user rate limits (all of a user's connections on one gateway). */
 export const DEFAULT_USER_RATES: Readonly<Record<RateKind, RateLimit>> = Object.freeze({
-  send: { perSecond: 400, burst: 4000 },
+  send: { perSecond: 400, burst: 200 },
   receipt: { perSecond: 4000, burst: 40_000 },
   typing: { perSecond: 20, burst: 100 },
   subscribe: { perSecond: 2000, burst: 20_000 },
