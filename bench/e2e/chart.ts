@@ -1,6 +1,7 @@
 /** The SVG chart the e2e bench writes: CPU per message and p99 of each server, side by side. */
-import type { RoundResult as KindResult } from "./round.js";
+
 import type { ServerKind } from "./protocol.js";
+import type { RoundResult as KindResult } from "./round.js";
 
 const LABELS: Record<ServerKind, string> = {
   relaykit: "relaykit (quick start)",

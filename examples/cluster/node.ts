@@ -15,10 +15,15 @@
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHttpHandler, type RequestCredentials } from "../../src/adapters/http/index.js";
+import {
+  createHttpHandler,
+  httpStatusFor,
+  type RequestCredentials,
+} from "../../src/adapters/http/index.js";
 import { createRedisNode } from "../../src/adapters/redis/index.js";
 import { createWsGateway } from "../../src/adapters/ws/index.js";
-import { type GroupId, isRelayError, type UserId } from "../../src/core/index.js";
+import { type GroupId, isRelayError, RelayError, type UserId } from "../../src/core/index.js";
+import { DEFAULT_LIMITS } from "../../src/protocol/index.js";
 import { demoAuthenticate } from "../single-node/app.js";
 
 const env = process.env;
@@ -44,10 +49,47 @@ node.on("selfExpired", () => console.log(`[${node.nodeId}] re-registered (Redis 
 
 const frames = createHttpHandler({ router: node.router, authenticate: demoAuthenticate });
 
+/** Largest `POST /api/groups` body read; more is refused (`frame_too_large`, 413). */
+const MAX_BODY_BYTES = 64 * 1024;
+
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  let body = "";
-  for await (const chunk of req) body += chunk;
-  return JSON.parse(body || "{}");
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
+      // Stop reading: the answer goes out with `connection: close` and the rest is never read.
+      req.off("data", onData);
+      req.pause();
+      reject(new RelayError("frame_too_large", `a body may hold at most ${MAX_BODY_BYTES} bytes`));
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
+  try {
+    return JSON.parse(text || "{}");
+  } catch {
+    throw new RelayError("bad_json", "the body is not valid JSON");
+  }
+}
+
+/** The group a `POST /api/groups` body asks for, checked with the protocol's id rule. */
+function groupBody(body: unknown): { id?: string; members: string[]; name: string } {
+  const bad = (path: string, message: string) => new RelayError("invalid_field", message, { path });
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw bad("", "expected an object");
+  const { id, members = [], name = "" } = body as Record<string, unknown>;
+  const isId = (v: unknown) => typeof v === "string" && DEFAULT_LIMITS.idPattern.test(v);
+  if (id !== undefined && !isId(id)) throw bad("id", "malformed id");
+  if (!Array.isArray(members) || members.length > 256) {
+    throw bad("members", "expected at most 256 user ids");
+  }
+  members.forEach((m, i) => {
+    if (!isId(m)) throw bad(`members.${i}`, "malformed id");
+  });
+  if (typeof name !== "string" || name.length > 255) throw bad("name", "expected a short string");
+  return { ...(id === undefined ? {} : { id: id as string }), members: members as string[], name };
 }
 
 const server = createServer((req, res) => {
@@ -67,17 +109,27 @@ const server = createServer((req, res) => {
         res.writeHead(401).end();
         return;
       }
-      const body = (await readJson(req)) as { id?: string; members?: string[]; name?: string };
+      const body = groupBody(await readJson(req));
       const group = await node.groups.create(who.userId as UserId, {
         ...(body.id ? { id: body.id as GroupId } : {}),
         members: (body.members ?? []) as UserId[],
-        name: body.name ?? "",
+        name: body.name,
       });
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(group));
     })().catch((e: unknown) => {
-      res
-        .writeHead(isRelayError(e) ? 400 : 500, { "content-type": "application/json" })
-        .end(JSON.stringify({ error: isRelayError(e) ? e.code : String(e) }));
+      // An error frame, as on the socket; never the internal error's text.
+      const frame = isRelayError(e)
+        ? {
+            type: "error",
+            code: e.code,
+            message: e.message,
+            ...(e.path === undefined ? {} : { path: e.path }),
+          }
+        : { type: "error", code: "internal", message: "internal error" };
+      if (!isRelayError(e)) console.error(`[${node.nodeId}] /api/groups failed`, e);
+      const status = httpStatusFor(frame.code);
+      res.writeHead(status, { "content-type": "application/json", connection: "close" });
+      res.end(JSON.stringify(frame));
     });
     return;
   }

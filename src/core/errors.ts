@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "group_full",
   "recipient_unknown",
   "rate_limited",
+  "limit_exceeded",
   // delivery
   "recipient_queue_full",
   "quota_exceeded",

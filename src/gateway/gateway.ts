@@ -15,6 +15,7 @@ import type {
   ServerFrame,
 } from "../protocol/schemas.js";
 import { errorFrame, type Router, type Sender } from "../router/router.js";
+import { type ConnectionLimits, LimitGuard, type LimitOptions } from "./limits.js";
 
 /** WebSocket close codes the gateway uses. 4xxx are application codes; stable. */
 export const CLOSE_CODES = Object.freeze({
@@ -31,6 +32,12 @@ export const CLOSE_CODES = Object.freeze({
   unresponsive: 4409,
   /** Something went wrong inside the server. */
   internal: 1011,
+  /** Over a cap when connecting: too many connections, or too many device ids, for the user. */
+  tooMany: 4410,
+  /** The client's unread backlog stayed full past the grace (the ws adapter's `readGraceMs`). */
+  readBacklog: 4413,
+  /** The client kept sending after `rate_limited` answers (the `refusals` limit). */
+  flooding: 4429,
 });
 
 /** Who a connection is, as decided by the `authenticate` hook. */
@@ -82,8 +89,8 @@ export interface GatewayPresence {
   typing(from: Connection, frame: ClientFrameOf<"typing">): Promise<ErrorFrame | undefined>;
 }
 
-/** Options of {@link Gateway}. */
-export interface GatewayOptions<C = unknown> {
+/** Options of {@link Gateway}; the abuse limits come from {@link LimitOptions}. */
+export interface GatewayOptions<C = unknown> extends LimitOptions {
   readonly router: Router;
   readonly authenticate: Authenticate<C>;
   /** Parser limits for incoming frames. */
@@ -150,6 +157,7 @@ interface ConnState extends Connection {
   sender: Sender;
   /** Armed while unwritten bytes are above the limit (`slowConsumerMs` > 0). */
   slowTimer: Timer | undefined;
+  limits: ConnectionLimits | undefined;
 }
 
 /**
@@ -170,6 +178,9 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #conns = new Map<SessionId, ConnState>();
+  readonly #guard: LimitGuard;
+  /** Open connections per user (for `maxConnectionsPerUser`). */
+  readonly #perUser = new Map<UserId, number>();
   readonly #detach: () => void;
 
   constructor(options: GatewayOptions<C>) {
@@ -194,6 +205,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         `Gateway: Expected \`slowConsumerMs\` to be a number >= 0, got \`${String(options.slowConsumerMs)}\``,
       );
     }
+    this.#guard = new LimitGuard(options);
     this.#presence = options.presence;
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
@@ -253,7 +265,11 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       closed: false,
       sender: { userId: session.userId, deviceId: session.deviceId, sessionId: session.sessionId },
       slowTimer: undefined,
+      limits: undefined,
     };
+    if (!(await this.#admit(transport, session))) return undefined;
+    conn.limits = this.#guard.attach(session.userId);
+    this.#perUser.set(session.userId, (this.#perUser.get(session.userId) ?? 0) + 1);
     this.#conns.set(session.sessionId, conn);
     let failed = false;
     await this.#then(conn, async () => {
@@ -296,6 +312,17 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
       return DONE;
     }
     const frame = parsed.frame;
+    const refused = this.#limited(conn, frame);
+    if (refused) {
+      const answer = () => {
+        this.#reply(conn, { ...refused.refusal, position });
+        if (refused.close) this.#kick(conn, CLOSE_CODES.flooding, "flooding");
+      };
+      // In order behind what is in progress, except when the backlog itself is the problem.
+      if (conn.pending > 0 && !refused.overloaded) return this.#then(conn, answer);
+      answer();
+      return DONE;
+    }
     if (isActivity(frame)) this.#presence?.touch(conn);
     if (frame.type === "ping") {
       this.#reply(conn, this.#pong(frame.id));
@@ -323,6 +350,56 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
         this.#fail(conn, cause, frame, position);
       }
     });
+  }
+
+  /** Caps checked on connect: connections and device ids per user. Closes the transport when over. */
+  async #admit(transport: Transport, session: Session): Promise<boolean> {
+    const g = this.#guard;
+    let over = (this.#perUser.get(session.userId) ?? 0) >= g.maxConnectionsPerUser;
+    if (!over) {
+      const devices = await this.router.devices.devices(session.userId);
+      over = !devices.includes(session.deviceId) && devices.length >= g.maxDevicesPerUser;
+      if (over) {
+        transport.close(CLOSE_CODES.tooMany, "too_many_devices");
+        return false;
+      }
+      over = (this.#perUser.get(session.userId) ?? 0) >= g.maxConnectionsPerUser;
+    }
+    if (over) transport.close(CLOSE_CODES.tooMany, "too_many_connections");
+    return !over;
+  }
+
+  /** Forgets a closed connection in the limit counts. */
+  #release(conn: ConnState): void {
+    if (!conn.limits) return;
+    conn.limits = undefined;
+    const user = conn.session.userId;
+    this.#guard.detach(user);
+    const n = (this.#perUser.get(user) ?? 1) - 1;
+    if (n <= 0) this.#perUser.delete(user);
+    else this.#perUser.set(user, n);
+  }
+
+  /**
+   * The abuse limits, checked before a frame does anything: a refused frame is answered
+   * (`rate_limited` with `retryAfterMs`, `limit_exceeded` or `overloaded`) and changes nothing.
+   */
+  #limited(
+    conn: ConnState,
+    frame: ClientFrame,
+  ): { refusal: ErrorFrame; close: boolean; overloaded: boolean } | undefined {
+    if (!conn.limits) return undefined;
+    const ref = "id" in frame && typeof frame.id === "string" ? frame.id : undefined;
+    let refusal: ErrorFrame | undefined;
+    let close = false;
+    if (conn.pending >= this.#guard.maxPendingFrames && frame.type !== "ping") {
+      refusal = errorFrame("overloaded", "too many frames waiting; retry later", ref);
+    } else {
+      const verdict = this.#guard.check(conn.limits, conn.session.userId, frame, this.#clock.now());
+      if (verdict) ({ refusal, close } = verdict);
+    }
+    if (!refusal) return undefined;
+    return { refusal, close, overloaded: refusal.code === "overloaded" };
   }
 
   /** Appends work to the connection's chain; the chain itself never rejects. */
@@ -419,6 +496,7 @@ export class Gateway<C = unknown> extends TypedEmitter<GatewayEvents> {
     if (!conn) return;
     this.#conns.delete(conn.session.sessionId);
     conn.closed = true;
+    this.#release(conn);
     this.#clock.clear(conn.slowTimer);
     // Let the connect (and any frame in progress) finish first: unregistering before the
     // register lands would leave a ghost session that the queue and presence think is live.

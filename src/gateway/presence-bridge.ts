@@ -56,6 +56,10 @@ export function presenceBridge(tracker: PresenceTracker, router: Router): Gatewa
           "to.group",
         );
       }
+      // Only within a shared chat: a stranger's typing goes nowhere.
+      if ("user" in target && !(await router.sharesChat(from.session.userId, target.user))) {
+        return undefined;
+      }
       tracker.typing(from.session.userId, target, frame.state);
       return undefined;
     },

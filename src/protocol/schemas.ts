@@ -183,6 +183,8 @@ export function buildSchemas(limits: ProtocolLimits) {
         "Position on the connection (1 = its first frame, refused frames counted) of the frame that caused the error",
       )
       .optional(),
+    /** With `rate_limited`: how long (ms) to wait before the same kind of frame is accepted. */
+    retryAfterMs: z.number().int().min(0).optional(),
   });
   const pong = z.strictObject({ type: z.literal("pong"), id: id.optional(), ts });
 

@@ -114,6 +114,13 @@ export interface RouterOptions {
   readonly ids?: IdSource;
   readonly hooks?: RouterHooks;
   /**
+   * Refuse a 1:1 send to a user with no linked device with `recipient_unknown`. Off by
+   * default: such a send is accepted (`sent` tick) like any other and never delivered, so an
+   * answer never tells a stranger whether a user id exists (a blocked contact looks the same
+   * on WhatsApp: one tick). Turn it on when user ids are public anyway. @default false
+   */
+  readonly revealUnknownRecipients?: boolean;
+  /**
    * Receipt tracking (delivered / read ticks, read sync, group policies, failed receipts).
    * @default a ReceiptTracker on the router's clock
    */
@@ -205,6 +212,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #hooks: RouterHooks;
+  readonly #revealUnknown: boolean;
   readonly #inflight = new Map<string, Promise<ServerFrame>>();
   readonly #sinks = new Set<LocalSink>();
   /** The device of each session connected through this router, and each device's pending connect/disconnect. */
@@ -289,6 +297,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? systemIds();
     this.#hooks = options.hooks ?? {};
+    this.#revealUnknown = options.revealUnknownRecipients === true;
     this.#groups = options.groups;
     this.#priority = options.priority ?? defaultPriority;
     this.receipts = options.receipts ?? new ReceiptTracker({ clock: this.#clock });
@@ -503,7 +512,11 @@ export class Router extends TypedEmitter<RouterEvents> {
         ? yield this.#groupRecipients(target.group, users, sender)
         : yield this.#recipientDevices(users, sender)
     ) as readonly DeviceKey[];
-    if ("user" in target && !recipients.some((d) => d.startsWith(`${target.user}/`))) {
+    if (
+      this.#revealUnknown &&
+      "user" in target &&
+      !recipients.some((d) => d.startsWith(`${target.user}/`))
+    ) {
       if (target.user !== sender.userId) {
         return errorFrame(
           "recipient_unknown",
@@ -908,6 +921,7 @@ export class Router extends TypedEmitter<RouterEvents> {
         "to.group",
       );
     }
+    if ("user" in target && !(await this.sharesChat(sender.userId, target.user))) return undefined;
     await this.relayTyping({
       type: "typing",
       from: sender.userId,
@@ -931,6 +945,15 @@ export class Router extends TypedEmitter<RouterEvents> {
     const members = (await this.#groups?.members(target.group).catch(() => [])) ?? [];
     const sessions = await this.directory.lookupMany(members.filter((u) => u !== frame.from));
     await this.#publishToSessions([...sessions.values()].flat(), frame);
+  }
+
+  /**
+   * Whether two users share a 1:1 conversation: at least one message between them was
+   * sequenced. Typing to a user outside one is dropped (no error: it tells nothing).
+   */
+  async sharesChat(a: UserId, b: UserId): Promise<boolean> {
+    if (a === b) return true;
+    return (await this.#sequences.current(directConversation(a, b))) > 0;
   }
 
   /** Whether a user is a member of a group (false without a group service or for an unknown group). */

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 async function startStack() {
-  const router = new Router();
+  const router = new Router({ revealUnknownRecipients: true });
   const gateway = new Gateway({
     router,
     authenticate: (c: { token?: string | undefined }) => {

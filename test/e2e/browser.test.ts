@@ -85,11 +85,13 @@ describe.runIf(HAVE_CHROMIUM)("browser demo (Chromium)", () => {
     const alice = await open("alice", "bob");
 
     await alice.locator("#text").fill("hello bob");
-    expect(await bob.locator(".typing").textContent()).toBe("alice is typing…");
     await alice.locator("#send").click();
 
     const received = bob.locator("li.msg:not(.mine) .text");
     await expect.poll(() => received.textContent()).toBe("hello bob");
+    // Typing shows once the two share a chat (a stranger's typing goes nowhere).
+    await alice.locator("#text").fill("more to come");
+    expect(await bob.locator(".typing").textContent()).toBe("alice is typing…");
 
     const mine = alice.locator("li.msg.mine").first();
     await mine.and(alice.locator('[data-status="delivered"]')).waitFor();

@@ -106,10 +106,24 @@ describe("Router: the 1:1 path", () => {
     expect(b.transport.ofType("message")).toHaveLength(1);
   });
 
-  it("refuses a message to a user with no device", async () => {
-    const w = oneNode();
+  it("refuses a message to a user with no device when revealUnknownRecipients is on", async () => {
+    const w = oneNode({ revealUnknownRecipients: true });
     const a = await w.connect("alice");
     await a.send({ type: "send", id: "c1", to: { user: "nobody" }, text: "x" });
     expect(a.transport.ofType("error")).toMatchObject([{ code: "recipient_unknown" }]);
+  });
+
+  it("by default answers a send to a never-seen user like any other (sent), telling nothing", async () => {
+    const w = oneNode();
+    const a = await w.connect("alice");
+    await w.connect("bob");
+    await a.send({ type: "send", id: "c1", to: { user: "nobody" }, text: "x" });
+    await a.send({ type: "send", id: "c2", to: { user: "bob" }, text: "x" });
+    expect(a.transport.ofType("error")).toEqual([]);
+    const sent = a.transport.ofType("receipt");
+    expect(sent.map((r) => [r.status, "clientId" in r ? r.clientId : ""])).toEqual([
+      ["sent", "c1"],
+      ["sent", "c2"],
+    ]);
   });
 });

@@ -1,13 +1,13 @@
 import { ManualClock } from "../../src/core/clock.js";
 import { sequentialIds } from "../../src/core/random.js";
-import { type Connection, Gateway } from "../../src/gateway/index.js";
+import { type Connection, Gateway, type LimitOptions } from "../../src/gateway/index.js";
 import { Router, type RouterOptions } from "../../src/router/index.js";
 import { FakeTransport } from "./fake-transport.js";
 
 /** One node (router + gateway) with fake transports, under a manual clock. */
 export function oneNode(
   opts: Partial<RouterOptions> = {},
-  gatewayOpts: { slowConsumerMs?: number; maxBufferedBytes?: number } = {},
+  gatewayOpts: { slowConsumerMs?: number; maxBufferedBytes?: number } & LimitOptions = {},
 ) {
   const clock = new ManualClock(1_000_000);
   const router = new Router({ clock, ids: sequentialIds(), ...opts });

@@ -26,6 +26,7 @@ const STATUS: Readonly<Record<string, number>> = Object.freeze({
   recipient_queue_full: 429,
   quota_exceeded: 429,
   rate_limited: 429,
+  limit_exceeded: 429,
   overloaded: 503,
   store_unavailable: 503,
   timeout: 503,

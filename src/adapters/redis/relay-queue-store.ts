@@ -83,7 +83,11 @@ export class RelayQueueStore implements QueueStore {
     return this.#inner.putSent(sender, clientId, record, expiresAt, now);
   }
 
-  getSent(sender: DeviceKey, clientId: ClientMessageId, now: number): Promise<SentRecord | undefined> {
+  getSent(
+    sender: DeviceKey,
+    clientId: ClientMessageId,
+    now: number,
+  ): Promise<SentRecord | undefined> {
     return this.#inner.getSent(sender, clientId, now);
   }
 }

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { PerMessageDeflateOptions, RawData, WebSocket } from "ws";
 import { WebSocketServer } from "ws";
 import { type Clock, RelayError, systemClock, type Timer, TypedEmitter } from "../../core/index.js";
-import type { Connection, Gateway } from "../../gateway/index.js";
+import { CLOSE_CODES, type Connection, type Gateway } from "../../gateway/index.js";
 import { bearerToken, type RequestCredentials } from "../http/index.js";
 import { offeredSubprotocols, RELAYKIT_SUBPROTOCOL, subprotocolToken } from "./subprotocol.js";
 import { WriteCoalescer, WsTransport } from "./ws-transport.js";
@@ -43,6 +43,18 @@ export interface WsGatewayOptions {
   readonly maxCoalesceBytes?: number;
   /** Frames a connection may send before its authentication resolves; more closes it (1008). @default 64 */
   readonly maxEarlyFrames?: number;
+  /**
+   * Read backpressure: frames of one connection received and not yet handled. At this many
+   * the socket is no longer read (paused) until half of them are handled. @default 64
+   */
+  readonly maxReadFrames?: number;
+  /** Read backpressure: bytes of frames received and not yet handled (as `maxReadFrames`). @default 1048576 */
+  readonly maxReadBytes?: number;
+  /**
+   * A connection whose socket stays paused this long (its backlog never drains to half) is
+   * closed with {@link CLOSE_CODES}.readBacklog (4413). 0 never closes it. @default 30000
+   */
+  readonly readGraceMs?: number;
   /** On {@link WsGatewayServer.close}, how long to wait for clients to answer the close. @default 1000 */
   readonly closeGraceMs?: number;
   /** Timers (keepalive, close grace) go through this clock. @default systemClock */
@@ -65,6 +77,12 @@ interface SocketState {
   closed: boolean;
   terminated: boolean;
   onClose: (() => void) | undefined;
+  /** Frames and bytes handed to the gateway and not yet handled. */
+  readFrames: number;
+  readBytes: number;
+  /** Armed while the socket is paused (read backpressure); fires after `readGraceMs`. */
+  paused: Timer | undefined;
+  isPaused: boolean;
 }
 
 /**
@@ -89,6 +107,9 @@ export class WsGatewayServer extends TypedEmitter<WsGatewayEvents> {
   readonly #maxCoalesce: number;
   readonly #maxEarly: number;
   readonly #closeGrace: number;
+  readonly #maxReadFrames: number;
+  readonly #maxReadBytes: number;
+  readonly #readGrace: number;
   readonly #clock: Clock;
   readonly #sockets = new Set<SocketState>();
   readonly #keepalive: Timer | undefined;
@@ -103,6 +124,9 @@ export class WsGatewayServer extends TypedEmitter<WsGatewayEvents> {
     this.#maxCoalesce = o.maxCoalesceBytes ?? 64 * 1024;
     this.#maxEarly = o.maxEarlyFrames ?? 64;
     this.#closeGrace = o.closeGraceMs ?? 1000;
+    this.#maxReadFrames = o.maxReadFrames ?? 64;
+    this.#maxReadBytes = o.maxReadBytes ?? 1024 * 1024;
+    this.#readGrace = o.readGraceMs ?? 30_000;
     this.#clock = o.clock ?? systemClock;
     this.wss = new WebSocketServer({
       noServer: true,
@@ -188,12 +212,16 @@ export class WsGatewayServer extends TypedEmitter<WsGatewayEvents> {
       closed: false,
       terminated: false,
       onClose: undefined,
+      readFrames: 0,
+      readBytes: 0,
+      paused: undefined,
+      isPaused: false,
     };
     this.#sockets.add(state);
     ws.on("message", (data) => {
       state.alive = true;
       if (state.conn) {
-        void this.gateway.receive(state.conn, data);
+        this.#receive(state, state.conn, data);
       } else if (state.early) {
         if (state.early.length >= this.#maxEarly) {
           state.transport.close(1008, "too many frames before authentication");
@@ -211,6 +239,8 @@ export class WsGatewayServer extends TypedEmitter<WsGatewayEvents> {
     ws.on("close", (code, reason) => {
       state.closed = true;
       state.early = undefined;
+      this.#clock.clear(state.paused);
+      state.paused = undefined;
       state.transport.dispose();
       this.#sockets.delete(state);
       if (state.conn) {
@@ -240,7 +270,68 @@ export class WsGatewayServer extends TypedEmitter<WsGatewayEvents> {
       return;
     }
     state.conn = conn;
-    for (const data of early) void this.gateway.receive(conn, data);
+    for (const data of early) this.#receive(state, conn, data);
+  }
+
+  /**
+   * Hands a frame to the gateway, counting it until it is handled: at `maxReadFrames` or
+   * `maxReadBytes` waiting, the socket is paused (TCP then pushes back on the client), and
+   * resumed once half of them are handled. Memory per connection stays bounded whatever
+   * the client writes: what waits, plus what `ws` already read from one TCP chunk.
+   */
+  #receive(state: SocketState, conn: Connection, data: RawData): void {
+    const bytes = byteLength(data);
+    state.readFrames++;
+    state.readBytes += bytes;
+    const done = this.gateway.receive(conn, data);
+    if (state.readFrames >= this.#maxReadFrames || state.readBytes >= this.#maxReadBytes) {
+      this.#pause(state);
+    }
+    void done.then(() => {
+      state.readFrames--;
+      state.readBytes -= bytes;
+      if (
+        state.isPaused &&
+        state.readFrames <= this.#maxReadFrames / 2 &&
+        state.readBytes <= this.#maxReadBytes / 2
+      ) {
+        this.#resume(state);
+      }
+    });
+  }
+
+  #pause(state: SocketState): void {
+    if (state.isPaused || state.closed) return;
+    state.isPaused = true;
+    state.transport.socket.pause();
+    if (this.#readGrace > 0) {
+      state.paused = this.#clock.setTimeout(() => this.#backlogged(state), this.#readGrace);
+    }
+  }
+
+  #resume(state: SocketState): void {
+    state.isPaused = false;
+    this.#clock.clear(state.paused);
+    state.paused = undefined;
+    if (!state.closed) state.transport.socket.resume();
+  }
+
+  /** The backlog stayed full past the grace: close, and read on only to finish the close. */
+  #backlogged(state: SocketState): void {
+    state.paused = undefined;
+    if (state.closed) return;
+    const conn = state.conn;
+    state.conn = undefined;
+    state.transport.close(CLOSE_CODES.readBacklog, "read_backlog");
+    if (conn) {
+      void this.gateway.closed(conn, {
+        clean: false,
+        code: CLOSE_CODES.readBacklog,
+        reason: "read_backlog",
+      });
+    }
+    state.isPaused = false;
+    state.transport.socket.resume();
   }
 
   #token(req: IncomingMessage): string | undefined {
@@ -349,6 +440,9 @@ function validate(o: WsGatewayOptions): WsGatewayOptions {
     ["maxCoalesceBytes", 1],
     ["maxEarlyFrames", 0],
     ["closeGraceMs", 0],
+    ["maxReadFrames", 1],
+    ["maxReadBytes", 1],
+    ["readGraceMs", 0],
   ];
   for (const [name, min] of ints) {
     const v = o[name];
@@ -357,6 +451,11 @@ function validate(o: WsGatewayOptions): WsGatewayOptions {
     }
   }
   return o;
+}
+
+function byteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
 }
 
 function pathOf(url: string | undefined): string {

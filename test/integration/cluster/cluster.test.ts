@@ -173,6 +173,32 @@ describe.skipIf(!url)("cluster: three node processes on one Redis", () => {
       body: JSON.stringify({ id: "crew", members: ["bob", "carol"] }),
     });
     expect(res.status).toBe(200);
+    // The demo group API: bounded bodies, the protocol's id rule, error frames only.
+    const post = async (body: string) => {
+      const r = await fetch(`${nodes[0]!.url.replace("ws:", "http:")}api/groups`, {
+        method: "POST",
+        headers: { authorization: "Bearer alice", "content-type": "application/json" },
+        body,
+      });
+      return { status: r.status, json: (await r.json()) as { type: string; code: string } };
+    };
+    expect(await post("{nope")).toMatchObject({
+      status: 400,
+      json: { type: "error", code: "bad_json" },
+    });
+    expect(await post(JSON.stringify({ id: "bad id!", members: ["bob"] }))).toMatchObject({
+      status: 400,
+      json: { type: "error", code: "invalid_field", path: "id" },
+    });
+    expect(await post(JSON.stringify({ id: "g2", members: ["bob", "x y"] }))).toMatchObject({
+      status: 400,
+      json: { type: "error", code: "invalid_field", path: "members.1" },
+    });
+    const huge = JSON.stringify({ id: "g3", members: [], name: "n".repeat(100 * 1024) });
+    expect(await post(huge)).toMatchObject({
+      status: 413,
+      json: { type: "error", code: "frame_too_large" },
+    });
     alice.c.send({ group: "crew" }, "hi crew");
     await waitFor(
       "group message on two other nodes",

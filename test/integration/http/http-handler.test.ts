@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 async function start(maxFrameBytes = 4096) {
-  const router = new Router({ ids: sequentialIds("m") });
+  const router = new Router({ ids: sequentialIds("m"), revealUnknownRecipients: true });
   const gateway = new Gateway<{ user: string }>({
     router,
     ids: sequentialIds("s"),

@@ -234,7 +234,12 @@ describe("relaykit/ws: slow consumer", () => {
   }
 
   it("closes a client that does not read with 4408 and delivers its messages after it reconnects", async () => {
-    node = await startWsNode({ maxBufferedBytes: 256 * 1024, window: 100_000 });
+    // Sends faster than the default rate limit: this case is about the writer side.
+    node = await startWsNode({
+      maxBufferedBytes: 256 * 1024,
+      window: 100_000,
+      limits: { rateLimits: false },
+    });
     // The backlog is about (socket buffers + maxBufferedBytes): replayed in one burst it would
     // trip the same limit again (see the it.fails below), so bob comes back through a
     // listener of the same node with a larger buffer.
@@ -254,6 +259,7 @@ describe("relaykit/ws: slow consumer", () => {
       maxBufferedBytes: 256 * 1024,
       window: 100_000,
       slowConsumerMs: 400,
+      limits: { rateLimits: false },
     });
     const sent = await fillUntilKicked(node);
     const bob2 = await node.connect("bob");

@@ -6,9 +6,9 @@ import {
 } from "../../../src/adapters/ws/index.js";
 import type { Clock } from "../../../src/core/index.js";
 import { sequentialIds } from "../../../src/core/index.js";
-import { Gateway } from "../../../src/gateway/index.js";
+import { Gateway, type LimitOptions } from "../../../src/gateway/index.js";
 import type { ServerFrame } from "../../../src/protocol/index.js";
-import { deliveryQueue, Router } from "../../../src/router/index.js";
+import { deliveryQueue, Router, type RouterOptions } from "../../../src/router/index.js";
 
 /** Test auth: the token is `<user>:<device>`; anything else (or "nope") is refused. */
 export function tokenAuth(c: RequestCredentials) {
@@ -27,10 +27,16 @@ export async function startWsNode(
     window?: number;
     /** More options of the router's DeliveryQueue. */
     queue?: Parameters<typeof deliveryQueue>[0];
+    limits?: LimitOptions;
+    hooks?: RouterOptions["hooks"];
+    readGraceMs?: number;
+    maxReadFrames?: number;
+    maxReadBytes?: number;
   } = {},
 ) {
   const router = new Router({
     ids: sequentialIds("m"),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
     ...(opts.window === undefined && opts.queue === undefined
       ? {}
       : {
@@ -47,6 +53,7 @@ export async function startWsNode(
     ...(opts.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: opts.maxBufferedBytes }),
     ...(opts.slowConsumerMs === undefined ? {} : { slowConsumerMs: opts.slowConsumerMs }),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...opts.limits,
   });
   const ws: WsGatewayServer = createWsGateway({
     gateway,
@@ -54,6 +61,9 @@ export async function startWsNode(
     host: "127.0.0.1",
     keepaliveMs: opts.keepaliveMs ?? 0,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.readGraceMs === undefined ? {} : { readGraceMs: opts.readGraceMs }),
+    ...(opts.maxReadFrames === undefined ? {} : { maxReadFrames: opts.maxReadFrames }),
+    ...(opts.maxReadBytes === undefined ? {} : { maxReadBytes: opts.maxReadBytes }),
   });
   await ws.listening();
   const url = ws.url();
