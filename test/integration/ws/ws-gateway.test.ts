@@ -238,6 +238,7 @@ describe("relaykit/ws: slow consumer", () => {
     node = await startWsNode({
       maxBufferedBytes: 256 * 1024,
       window: 100_000,
+      queue: { perSender: false },
       limits: { rateLimits: false },
     });
     // The backlog is about (socket buffers + maxBufferedBytes): replayed in one burst it would
@@ -259,6 +260,7 @@ describe("relaykit/ws: slow consumer", () => {
       maxBufferedBytes: 256 * 1024,
       window: 100_000,
       slowConsumerMs: 400,
+      queue: { perSender: false },
       limits: { rateLimits: false },
     });
     const sent = await fillUntilKicked(node);
