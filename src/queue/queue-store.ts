@@ -6,7 +6,6 @@ import {
   type Envelope,
   type GroupId,
   type MessageId,
-  type UserId,
 } from "../core/index.js";
 import { matchRoster } from "./roster-match.js";
 

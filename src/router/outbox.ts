@@ -1,4 +1,4 @@
-import type { ClientMessageId, DeviceKey, MessageId, UserId } from "../core/ids.js";
+import type { ClientMessageId, DeviceKey, MessageId } from "../core/ids.js";
 import type { Envelope } from "../core/types.js";
 import {
   DeliveryQueue,

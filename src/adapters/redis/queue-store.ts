@@ -4,7 +4,6 @@ import {
   type MessageId,
   parseOptions,
   RelayError,
-  type UserId,
 } from "../../core/index.js";
 import {
   type AppendResult,
