@@ -47,6 +47,7 @@ import type {
 import type { EnqueueOptions, EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
 import { type FailedResult, ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
+import { StaleDevices, type StaleDevicesOptions } from "./stale-devices.js";
 import type { MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
 import { deliveryQueue, type Outbox, type OutboxFactory } from "./outbox.js";
@@ -109,6 +110,8 @@ export interface RouterOptions {
   /** Builds the outbox around the router's hooks. @default a DeliveryQueue on the router's clock */
   readonly outbox?: OutboxFactory;
   readonly clock?: Clock;
+  /** Unlinks devices not connected for a while (see {@link StaleDevices}). @default 30 days, swept hourly */
+  readonly staleDevices?: StaleDevicesOptions;
   readonly ids?: IdSource;
   readonly hooks?: RouterHooks;
   /**
@@ -187,6 +190,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly nodeId: NodeId;
   /** The session directory in use. */
   readonly directory: SessionDirectory;
+  /** Unlinks devices idle past the limit; its `sweep()` runs every `sweepMs`. */
+  readonly stale: StaleDevices;
   /** The device registry in use. */
   readonly devices: DeviceRegistry;
   /** The node bus in use. */
@@ -305,6 +310,18 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.emit("unresponsive", (body as { sessions: SessionId[] }).sessions);
     });
     this.outbox = (options.outbox ?? deliveryQueue({ clock: this.#clock }))(hooks);
+    this.stale = new StaleDevices(
+      this.#clock,
+      {
+        isLive: async (u, d) => (await this.directory.lookup(u)).some((s) => s.deviceId === d),
+        unlink: async (u, d) => {
+          await this.devices.unlink(u, d);
+          await this.outbox.dropDevice?.(deviceKey(u, d), "device_unlinked");
+        },
+        report: (cause) => this.#report(cause),
+      },
+      options.staleDevices,
+    );
   }
 
   /** Subscribes this node to the bus. Idempotent; the gateway calls it. */
@@ -333,6 +350,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     return this.#serialDevice(key, async () => {
       await this.start();
       await this.devices.link(session.userId, session.deviceId);
+      await this.stale.touch(session.userId, session.deviceId);
+      this.stale.start();
       await this.directory.register(session);
       await this.outbox.deviceConnected(key);
       const held = await this.receipts.takeHeld(session.userId);
@@ -384,6 +403,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     const run = async () => {
       const session = await this.directory.unregister(sessionId);
       if (session) {
+        await this.stale.touch(session.userId, session.deviceId);
         const others = await this.directory.lookup(session.userId);
         if (!others.some((s) => s.deviceId === session.deviceId)) {
           await this.outbox.deviceDisconnected(deviceKey(session.userId, session.deviceId));
@@ -1190,6 +1210,7 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   /** Unsubscribes from the bus and stops the outbox's and the tracker's timers. */
   async close(): Promise<void> {
+    this.stale.close();
     for (const [id, waiting] of this.#requests) {
       this.#clock.clear(waiting.timer);
       waiting.reject(new RelayError("closed", "the router closed before an answer came"));
