@@ -47,12 +47,12 @@ import type {
 import type { EnqueueOptions, EnqueueResult, FailReason, SentRecord } from "../queue/index.js";
 import { type FailedResult, ReceiptTracker } from "../receipts/index.js";
 import { type DeviceRegistry, MemoryDeviceRegistry } from "./device-registry.js";
-import { StaleDevices, type StaleDevicesOptions } from "./stale-devices.js";
 import type { MessageStore } from "./message-store.js";
 import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
 import { deliveryQueue, type Outbox, type OutboxFactory } from "./outbox.js";
 import { MemorySequenceStore, type SequenceStore } from "./sequence-store.js";
 import { MemorySessionDirectory, type SessionDirectory } from "./session-directory.js";
+import { StaleDevices, type StaleDevicesOptions } from "./stale-devices.js";
 
 /** The authenticated origin of a frame: never a field the client wrote. */
 export interface Sender {

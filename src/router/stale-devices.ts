@@ -1,7 +1,7 @@
 import type { Clock, Timer } from "../core/clock.js";
-import { assertInteger } from "../core/options.js";
 import { type DeviceId, type DeviceKey, deviceKey, type UserId } from "../core/ids.js";
 import type { MaybePromise } from "../core/maybe.js";
+import { assertInteger } from "../core/options.js";
 
 /** Where each device's last connect or disconnect time is kept. */
 export interface LastSeenStore {

@@ -3,8 +3,6 @@ import { type DeviceKey, deviceKey, type UserId } from "../../src/core/index.js"
 import { Router } from "../../src/router/index.js";
 import { oneNode } from "../support/world.js";
 
-const DAY = 86_400_000;
-
 /** Advances the manual clock in hour steps (the sweep's default interval). */
 async function days(w: ReturnType<typeof oneNode>, n: number) {
   for (let h = 0; h < n * 24; h++) {
