@@ -8,7 +8,7 @@ import type { Clock } from "../../../src/core/index.js";
 import { sequentialIds } from "../../../src/core/index.js";
 import { Gateway } from "../../../src/gateway/index.js";
 import type { ServerFrame } from "../../../src/protocol/index.js";
-import { deliveryQueue, Router } from "../../../src/router/index.js";
+import { deliveryQueue, Router, type RouterOptions } from "../../../src/router/index.js";
 
 /** Test auth: the token is `<user>:<device>`; anything else (or "nope") is refused. */
 export function tokenAuth(c: RequestCredentials) {
@@ -27,6 +27,8 @@ export async function startWsNode(
     window?: number;
     /** More options of the router's DeliveryQueue. */
     queue?: Parameters<typeof deliveryQueue>[0];
+    /** More options of the router. */
+    router?: Partial<RouterOptions>;
   } = {},
 ) {
   const router = new Router({
@@ -39,6 +41,7 @@ export async function startWsNode(
             ...(opts.window === undefined ? {} : { window: opts.window }),
           }),
         }),
+    ...opts.router,
   });
   const gateway = new Gateway<RequestCredentials>({
     router,
