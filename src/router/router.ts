@@ -314,10 +314,14 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.#clock,
       {
         isLive: async (u, d) => (await this.directory.lookup(u)).some((s) => s.deviceId === d),
-        unlink: async (u, d) => {
-          await this.devices.unlink(u, d);
-          await this.outbox.dropDevice?.(deviceKey(u, d), "device_unlinked");
-        },
+        // In the device's connect/disconnect order, so a connect racing the sweep wins.
+        unlink: (u, d) =>
+          this.#serialDevice(deviceKey(u, d), async () => {
+            if ((await this.directory.lookup(u)).some((s) => s.deviceId === d)) return false;
+            await this.devices.unlink(u, d);
+            await this.outbox.dropDevice?.(deviceKey(u, d), "device_unlinked");
+            return true;
+          }),
         report: (cause) => this.#report(cause),
       },
       options.staleDevices,

@@ -48,8 +48,8 @@ export interface StaleDevicesOptions {
 export interface StaleDeviceHost {
   /** True when the device has a live session anywhere. */
   isLive(userId: UserId, deviceId: DeviceId): Promise<boolean>;
-  /** Unlinks the device and fails its queued entries to their senders. */
-  unlink(userId: UserId, deviceId: DeviceId): Promise<void>;
+  /** Unlinks the device and fails its queued entries; false if it turned out live. */
+  unlink(userId: UserId, deviceId: DeviceId): Promise<boolean>;
   /** Told of an error in a sweep. */
   report(cause: unknown): void;
 }
@@ -102,7 +102,7 @@ export class StaleDevices {
         await this.#store.touch(userId, deviceId, this.#clock.now());
         continue;
       }
-      await this.#host.unlink(userId, deviceId);
+      if (!(await this.#host.unlink(userId, deviceId))) continue;
       await this.#store.forget(userId, deviceId);
       n++;
     }
