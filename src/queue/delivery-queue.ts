@@ -50,7 +50,11 @@ import {
  * Why an entry failed: its time-to-live ran out, every attempt (over all connections) went
  * unacked, or (a group post) the device's queue was full so it never got an entry.
  */
-export type FailReason = "ttl_expired" | "attempts_exhausted" | "recipient_queue_full";
+export type FailReason =
+  | "ttl_expired"
+  | "attempts_exhausted"
+  | "recipient_queue_full"
+  | "device_unlinked";
 
 /** Pushes one message towards a device's current session. It may be lost; only an ack clears the entry. */
 export type TransmitFn = (device: DeviceKey, envelope: Envelope, attempt: number) => void;
@@ -1308,6 +1312,19 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
     this.#compactExpiry();
     this.#release();
     return n;
+  }
+
+  /**
+   * Fails every entry a device holds here with `reason` (each sender is told, for this device
+   * only) and removes them from the store. Returns how many entries were failed.
+   */
+  dropDevice(device: DeviceKey, reason: FailReason): number {
+    const state = this.#devices.get(device);
+    if (!state) return 0;
+    this.#materialize(state);
+    const list = [...entriesOf(state)];
+    for (const e of list) if (!e.done) this.#fail(e, reason);
+    return list.length;
   }
 
   /** True when a volatile frame (typing) should be shed now: it is volatile and load is high. */

@@ -5,3 +5,4 @@ export * from "./outbox.js";
 export * from "./router.js";
 export * from "./sequence-store.js";
 export * from "./session-directory.js";
+export * from "./stale-devices.js";

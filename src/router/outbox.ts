@@ -6,6 +6,7 @@ import {
   type EnqueueOptions,
   type EnqueueResult,
   type FailedFn,
+  type FailReason,
   type SentRecord,
   type TransmitFn,
   type UnresponsiveFn,
@@ -44,6 +45,8 @@ export interface Outbox {
   /** The device disconnected: hold its entries until it returns. */
   deviceDisconnected(device: DeviceKey): void | Promise<void>;
   /** The original send, if (sender, clientId) was accepted recently. */
+  /** Optional: fails a device's queued entries to their senders (the device was unlinked). */
+  dropDevice?(device: DeviceKey, reason: FailReason): number | Promise<number>;
   checkDuplicate(sender: DeviceKey, clientId: ClientMessageId): Promise<SentRecord | undefined>;
   /** Stops timers. */
   close(): void | Promise<void>;

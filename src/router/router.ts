@@ -53,6 +53,7 @@ import { type BusPacket, MemoryNodeBus, type NodeBus } from "./node-bus.js";
 import { deliveryQueue, type Outbox, type OutboxFactory } from "./outbox.js";
 import { MemorySequenceStore, type SequenceStore } from "./sequence-store.js";
 import { MemorySessionDirectory, type SessionDirectory } from "./session-directory.js";
+import { StaleDevices, type StaleDevicesOptions } from "./stale-devices.js";
 
 /** The authenticated origin of a frame: never a field the client wrote. */
 export interface Sender {
@@ -111,6 +112,12 @@ export interface RouterOptions {
   /** Builds the outbox around the router's hooks. @default a DeliveryQueue on the router's clock */
   readonly outbox?: OutboxFactory;
   readonly clock?: Clock;
+  /**
+   * Unlinks devices not connected for a while (see {@link StaleDevices}); `false` turns it
+   * off. The default keeps last-seen times in this process: give a shared `store` before
+   * running it on several nodes. @default 30 days, swept hourly
+   */
+  readonly staleDevices?: StaleDevicesOptions | false;
   readonly ids?: IdSource;
   readonly hooks?: RouterHooks;
   /**
@@ -196,6 +203,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly nodeId: NodeId;
   /** The session directory in use. */
   readonly directory: SessionDirectory;
+  /** Unlinks devices idle past the limit; its `sweep()` runs every `sweepMs`. */
+  readonly stale: StaleDevices | undefined;
   /** The device registry in use. */
   readonly devices: DeviceRegistry;
   /** The node bus in use. */
@@ -316,6 +325,26 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.emit("unresponsive", (body as { sessions: SessionId[] }).sessions);
     });
     this.outbox = (options.outbox ?? deliveryQueue({ clock: this.#clock }))(hooks);
+    this.stale =
+      options.staleDevices === false
+        ? undefined
+        : new StaleDevices(
+            this.#clock,
+            {
+              isLive: async (u, d) =>
+                (await this.directory.lookup(u)).some((s) => s.deviceId === d),
+              // In the device's connect/disconnect order, so a connect racing the sweep wins.
+              unlink: (u, d) =>
+                this.#serialDevice(deviceKey(u, d), async () => {
+                  if ((await this.directory.lookup(u)).some((s) => s.deviceId === d)) return false;
+                  await this.devices.unlink(u, d);
+                  await this.outbox.dropDevice?.(deviceKey(u, d), "device_unlinked");
+                  return true;
+                }),
+              report: (cause) => this.#report(cause),
+            },
+            options.staleDevices,
+          );
   }
 
   /** Subscribes this node to the bus. Idempotent; the gateway calls it. */
@@ -344,6 +373,8 @@ export class Router extends TypedEmitter<RouterEvents> {
     return this.#serialDevice(key, async () => {
       await this.start();
       await this.devices.link(session.userId, session.deviceId);
+      await this.stale?.touch(session.userId, session.deviceId);
+      this.stale?.start();
       await this.directory.register(session);
       await this.outbox.deviceConnected(key);
       const held = await this.receipts.takeHeld(session.userId);
@@ -395,6 +426,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     const run = async () => {
       const session = await this.directory.unregister(sessionId);
       if (session) {
+        await this.stale?.touch(session.userId, session.deviceId);
         const others = await this.directory.lookup(session.userId);
         if (!others.some((s) => s.deviceId === session.deviceId)) {
           await this.outbox.deviceDisconnected(deviceKey(session.userId, session.deviceId));
@@ -1244,6 +1276,7 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   /** Unsubscribes from the bus and stops the outbox's and the tracker's timers. */
   async close(): Promise<void> {
+    this.stale?.close();
     for (const [id, waiting] of this.#requests) {
       this.#clock.clear(waiting.timer);
       waiting.reject(new RelayError("closed", "the router closed before an answer came"));

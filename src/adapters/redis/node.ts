@@ -293,6 +293,9 @@ export class RedisNode<C = unknown> extends TypedEmitter<RedisNodeEvents> {
       groups: this.groupDirectory,
       clock,
       ids,
+      // Last-seen times would live in one node's memory: a node could unlink a device that
+      // only ever came back through another node. Off until there is a Redis LastSeenStore.
+      staleDevices: false,
       outbox: (hooks) => {
         queue = new DeliveryQueue({
           // Nodes share the store: an entry acked through another node (a device that moved

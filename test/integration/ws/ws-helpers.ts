@@ -32,6 +32,8 @@ export async function startWsNode(
     readGraceMs?: number;
     maxReadFrames?: number;
     maxReadBytes?: number;
+    /** More options of the router. */
+    router?: Partial<RouterOptions>;
   } = {},
 ) {
   const router = new Router({
@@ -45,6 +47,7 @@ export async function startWsNode(
             ...(opts.window === undefined ? {} : { window: opts.window }),
           }),
         }),
+    ...opts.router,
   });
   const gateway = new Gateway<RequestCredentials>({
     router,
