@@ -722,38 +722,15 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
       if (states) this.#forgetIdle(states);
       return this.#refuseQuota(envelope, over);
     }
-    let result: AppendResult;
     const max = capFor(message.envelope, this.#maxPerDevice);
-    try {
-      result = store.appendSync(
-        message,
-        devices,
-        max,
-        this.#dedupeUntil(message, options),
-        options.fresh,
-      );
-    } catch (err) {
-      if (states) this.#forgetIdle(states);
-      throw this.#storeFailure(err, "append");
-    }
+    let result = this.#appendSync(store, message, devices, max, options, states);
     const skipped = skippable(message.envelope, devices, result);
     if (skipped) {
       // The full devices go without (see EnqueueResult), the others get it.
       const all = devices;
       devices = all.filter((d) => !skipped.has(d));
       states = states?.filter((_, i) => !skipped.has(all[i]!));
-      try {
-        result = store.appendSync(
-          message,
-          devices,
-          max,
-          this.#dedupeUntil(message, options),
-          options.fresh,
-        );
-      } catch (err) {
-        if (states) this.#forgetIdle(states);
-        throw this.#storeFailure(err, "append");
-      }
+      result = this.#appendSync(store, message, devices, max, options, states);
       if (!result.ok && states) this.#forgetIdle(states);
       return withSkipped(
         this.#appended(message, devices, result, options.online, states, true),
@@ -1387,6 +1364,29 @@ export class DeliveryQueue extends TypedEmitter<DeliveryQueueEvents> {
   // ---- enqueue and ack, shared by the async and sync faces ------------------------------
 
   /** Checks the queue is open, samples the load, and builds the stored form of `envelope`. */
+  /** One synchronous store append; a store failure forgets the idle states it made. */
+  #appendSync(
+    store: SyncQueueStore,
+    message: QueuedMessage,
+    devices: readonly DeviceKey[],
+    max: number,
+    options: EnqueueOptions,
+    states: DeviceState[] | undefined,
+  ): AppendResult {
+    try {
+      return store.appendSync(
+        message,
+        devices,
+        max,
+        this.#dedupeUntil(message, options),
+        options.fresh,
+      );
+    } catch (err) {
+      if (states) this.#forgetIdle(states);
+      throw this.#storeFailure(err, "append");
+    }
+  }
+
   #admit(envelope: Envelope): QueuedMessage {
     if (this.#closed) throw new RelayError("closed", "DeliveryQueue: closed");
     const now = this.#clock.now();
